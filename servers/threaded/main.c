@@ -1,0 +1,291 @@
+/* triad-threaded: blocking threads, one request per OS thread, with an optional GIL.
+ *
+ * The model
+ * =========
+ *
+ * A request holds one OS thread from its first byte to its last. While it waits on sqlite or
+ * on a slow upstream, the thread sleeps in the kernel and does nothing else; concurrency is
+ * the number of threads. This is how CPython web servers run WSGI applications, and the model
+ * every "Python is slow at concurrency" claim is really about.
+ *
+ * Concepts:
+ *
+ *   T - worker thread: runs a request's steps straight through (blocking.c). Waits block it.
+ *   A - acceptor: libmicrohttpd's polling thread. It accepts, reads and parses requests and
+ *       writes responses; it never runs endpoint code.
+ *   Q - the queue between A and the Ts (pool.c), FIFO, bounded by admission control.
+ *   G - the GIL (gil.c, --gil): one per process. A T holds it while it runs endpoint code and
+ *       releases it around every blocking call; a T that holds it too long is asked to drop it.
+ *   W - worker process (--workers): a whole copy of the above, with its own GIL, forked by a
+ *       supervising parent and sharing the listening socket (shared/prefork.c).
+ *
+ * Two shapes, both from gunicorn:
+ *
+ *   --threads N (default 8)  gunicorn's gthread worker. A accepts every connection and parks
+ *                            idle keep-alive ones; a complete request is suspended out of A's
+ *                            poll set and queued to Q; one of N Ts runs it and resumes the
+ *                            connection; A writes the response. More requests than Ts wait in
+ *                            Q, in order; they are not refused or reset.
+ *   --threads 0              thread per connection: libmicrohttpd starts one T per accepted
+ *                            connection (MHD_USE_THREAD_PER_CONNECTION, with MHD_USE_POLL
+ *                            because select() fails past fd 1024) and runs requests on it.
+ *                            The shape of gunicorn's sync worker with unlimited workers, or of
+ *                            Python's ThreadingHTTPServer; each idle connection costs a thread.
+ *
+ * What it mirrors, and how faithfully
+ * ===================================
+ *
+ * CPython (Python/ceval_gil.c): the GIL here is the real design, not a mutex. A thread that
+ * waits more than the switch interval (5 ms, --switch-interval) sets a drop request; the holder
+ * sees it at its next safe point (the core's CPU loops call hook_safepoint every ~10 us, as
+ * CPython checks its eval breaker at loop back-edges), drops the GIL, and waits until another
+ * thread has taken it (FORCE_SWITCHING). The GIL is released around each sqlite3_step, as the
+ * sqlite3 module does, and around sleeps, as time.sleep and socket calls do. Consequences that
+ * the benchmarks show: CPU-bound throughput stays at one core however many threads there are;
+ * I/O-bound throughput scales with threads; an I/O request that comes back from sqlite while
+ * another thread burns CPU waits up to a whole interval for the GIL each time (the convoy
+ * effect, bpo-7946).
+ *
+ * gunicorn (workers/gthread.py, arbiter.py): the acceptor + pool + keep-alive parking shape,
+ * and pre-forked worker processes with one interpreter (and GIL) each.
+ *
+ * Where it differs:
+ *   - HTTP parsing runs in libmicrohttpd's C code without the GIL; gunicorn parses in Python
+ *     holding it. Requests here are therefore cheaper to parse than in CPython. The GIL covers
+ *     the application (endpoint code, JSON, HTML), which is where a WSGI app spends its time.
+ *   - The fan-out threads of /fanout only sleep and never take the GIL; a Python thread would
+ *     take it briefly to start and to finish.
+ *   - Without --gil, the model is CPython's free-threaded build (PEP 703), minus its overhead.
+ *   - The sync worker's Connection: close on every response is not reproduced: both shapes
+ *     here keep connections alive, so that every model is measured on the same HTTP.
+ *
+ * Rejected designs
+ * ================
+ *
+ *   1. libmicrohttpd's MHD_OPTION_THREAD_POOL_SIZE as the gthread pool: each pool thread owns
+ *      the connections it accepted, for life, and no thread can take work from another, so a
+ *      slow request blocks every other request that happens to share its thread. gunicorn's
+ *      pool is one queue served by any free thread; so is Q.
+ *   2. Blocking inside libmicrohttpd's polling thread (gthread shape without suspend): one slow
+ *      request would stall every connection of the process.
+ *   3. A plain mutex as the GIL: no switch interval, no forced switch; the running thread
+ *      almost always wins the race to re-lock, and CPU-bound threads starve the rest.
+ *
+ * Invariants
+ * ==========
+ *
+ *   - A request runs on exactly one T, start to finish; a T runs one request at a time.
+ *   - Every sqlite connection belongs to one T (opened on first use, closed when T exits).
+ *   - With --gil, endpoint code runs only while its T holds the GIL; blocking calls never do.
+ *   - A suspended request is resumed exactly once, by the T that ran it.
+ */
+#include "blocking.h"
+#include "gil.h"
+#include "pool.h"
+
+#include "check.h"
+#include "cli.h"
+#include "hook.h"
+#include "http.h"
+#include "metrics.h"
+#include "prefork.h"
+#include "serve.h"
+
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+/* The one server of this process: its options and its parts. Callbacks reach it from
+ * libmicrohttpd's and the pool's threads, which carry no context pointer of ours. */
+static struct {
+    long long threads, switch_interval_ms, workers;
+    bool gil_enabled;
+    struct cli_common common;
+    sigset_t signals;
+    int listen_fd;
+    unsigned worker_index;
+    struct gil *gil;
+    struct pool *pool;
+    struct http_server *http;
+} threaded;
+
+/* Per request: the pool's link, and the request it belongs to. */
+struct threaded_req {
+    struct pool_item item;
+    struct req *req;
+};
+
+/* ---- running requests -------------------------------------------------------------------- */
+
+static void threaded_pool_run_cb(struct pool_item *item)
+{
+    struct threaded_req *t = TRIAD_CONTAINER_OF(item, struct threaded_req, item);
+    blocking_run(t->req);
+    http_req_resume(t->req);
+}
+
+static void threaded_start_cb(struct req *r)
+{
+    if (threaded.pool == NULL) {
+        blocking_run(r); /* thread per connection: this is the connection's own thread */
+        return;
+    }
+    struct threaded_req *t = req_model_ctx(r);
+    t->req = r;
+    http_req_suspend(r);
+    pool_submit(threaded.pool, &t->item);
+}
+
+static const struct http_model threaded_model = {
+    .name = "threaded",
+    .req_ctx_size = sizeof(struct threaded_req),
+    .start_cb = threaded_start_cb,
+};
+
+/* ---- the GIL's hooks into the core ------------------------------------------------------- */
+
+static void threaded_safepoint_cb(void)
+{
+    gil_yield_if_requested(threaded.gil);
+}
+
+static void threaded_blocking_enter_cb(void)
+{
+    gil_drop(threaded.gil);
+}
+
+static void threaded_blocking_exit_cb(void)
+{
+    gil_take(threaded.gil);
+}
+
+/* ---- gauges ------------------------------------------------------------------------------ */
+
+static size_t threaded_gauges_cb(struct metrics_gauge *g, size_t cap)
+{
+    struct gil_stats gs = {0};
+    size_t n = 0;
+    if (threaded.gil)
+        gil_stats_read(threaded.gil, &gs);
+    TRIAD_ASSERT(cap >= 9, "too many gauges");
+    g[n++] = (struct metrics_gauge){"worker_threads", "Pool threads (0: one per connection)",
+                                    (double)threaded.threads};
+    g[n++] = (struct metrics_gauge){"workers_busy", "Pool threads running a request",
+                                    threaded.pool ? (double)pool_busy(threaded.pool) : 0};
+    g[n++] = (struct metrics_gauge){"queue_depth", "Requests waiting for a pool thread",
+                                    threaded.pool ? (double)pool_queued(threaded.pool) : 0};
+    g[n++] = (struct metrics_gauge){"connections", "Open connections",
+                                    threaded.http ? http_server_connections(threaded.http) : 0};
+    g[n++] = (struct metrics_gauge){"gil_enabled", "1 with --gil", threaded.gil ? 1 : 0};
+    g[n++] = (struct metrics_gauge){"gil_switches_total", "Changes of GIL holder",
+                                    (double)gs.switches};
+    g[n++] = (struct metrics_gauge){"gil_drop_requests_total",
+                                    "Waiters that asked the holder to drop the GIL",
+                                    (double)gs.drop_requests};
+    g[n++] = (struct metrics_gauge){"gil_wait_seconds_total", "Time threads waited for the GIL",
+                                    (double)gs.wait_ns / 1e9};
+    g[n++] = (struct metrics_gauge){"worker_process", "This process's index among --workers",
+                                    (double)threaded.worker_index};
+    return n;
+}
+
+/* ---- one worker process ------------------------------------------------------------------ */
+
+static int threaded_http_start(void)
+{
+    struct http_config cfg = {
+        .model = &threaded_model,
+        .listen_fd = threaded.listen_fd,
+        .limits = {.max_body = (size_t)threaded.common.max_body,
+                   .max_inflight = (unsigned)threaded.common.max_inflight,
+                   .max_connections = (unsigned)threaded.common.max_connections,
+                   .idle_timeout_s = (unsigned)threaded.common.idle_timeout,
+                   .conn_memory = 32 * 1024},
+    };
+    if (threaded.threads == 0)
+        cfg.mhd_flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                        MHD_USE_POLL;
+    else
+        cfg.mhd_flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                        MHD_ALLOW_SUSPEND_RESUME;
+    return http_server_start(&cfg, &threaded.http);
+}
+
+static int threaded_start(void)
+{
+    if (threaded.gil_enabled) {
+        if (gil_create((long)threaded.switch_interval_ms * 1000, &threaded.gil) != 0)
+            return -1;
+        hook_install(&(struct hook_ops){.safepoint_cb = threaded_safepoint_cb,
+                                        .blocking_enter_cb = threaded_blocking_enter_cb,
+                                        .blocking_exit_cb = threaded_blocking_exit_cb});
+    }
+    if (blocking_init(threaded.common.db, threaded.gil) != 0)
+        return -1;
+    if (threaded.threads > 0 &&
+        pool_start((unsigned)threaded.threads, threaded_pool_run_cb, &threaded.pool) != 0)
+        return -1;
+    return threaded_http_start();
+}
+
+static int threaded_serve(unsigned index, void *arg)
+{
+    (void)arg;
+    threaded.worker_index = index;
+    if (threaded_start() != 0) {
+        log_error("cannot start: out of threads or memory");
+        return 1;
+    }
+    int sig = serve_signal_wait(&threaded.signals);
+    log_info("%s: finishing requests in flight", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    http_server_quiesce(threaded.http);
+    if (serve_drain(threaded.common.drain_timeout) != 0) {
+        log_error("requests still in flight after %llds: exiting without them",
+                  threaded.common.drain_timeout);
+        return 1;
+    }
+    http_server_stop(threaded.http); /* joins connection threads: their sqlite connections close */
+    if (threaded.pool)
+        pool_stop(threaded.pool); /* joins the workers: theirs too */
+    gil_destroy(threaded.gil);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    threaded.threads = 8;
+    threaded.switch_interval_ms = 5; /* CPython's sys.getswitchinterval() == 0.005 */
+    threaded.workers = 1;
+    cli_common_defaults(&threaded.common);
+    const struct cli_opt opts[] = {
+        {"threads", CLI_INT, &threaded.threads, 0, 1024, "N",
+         "worker threads per process; 0: one thread per connection"},
+        {"gil", CLI_FLAG, &threaded.gil_enabled, 0, 0, "", "run endpoint code under a GIL"},
+        {"switch-interval", CLI_INT, &threaded.switch_interval_ms, 1, 10000, "MS",
+         "GIL switch interval"},
+        {"workers", CLI_INT, &threaded.workers, 1, 256, "N", "pre-forked worker processes"},
+    };
+    const struct cli_model cli = {"triad-threaded",
+                                  "Blocking threads, one request per OS thread (CPython/gunicorn).",
+                                  opts, sizeof(opts) / sizeof(opts[0])};
+    log_init(cli.prog);
+    int rc = cli_parse(argc, argv, &cli, &threaded.common);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+
+    serve_signals_block(&threaded.signals);
+    serve_rlimit_raise();
+    metrics_init(threaded_model.name, threaded_gauges_cb);
+    int port;
+    if (serve_db_prepare(cli.prog, threaded.common.db) != 0 ||
+        (threaded.listen_fd = serve_listen(cli.prog, threaded.common.host,
+                                           (int)threaded.common.port, &port)) < 0)
+        return 1;
+    char settings[256];
+    cli_describe(&cli, settings, sizeof(settings));
+    serve_announce(cli.prog, &threaded.common, port, settings);
+    if (threaded.workers > 1)
+        return prefork_run((unsigned)threaded.workers, &threaded.signals, threaded_serve, NULL);
+    return threaded_serve(0, NULL);
+}

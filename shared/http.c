@@ -1,0 +1,279 @@
+/* http.c - the libmicrohttpd glue (see http.h for the life of a request). */
+#include "http.h"
+
+#include "check.h"
+#include "metrics.h"
+#include "req_impl.h"
+#include "route.h"
+#include "triad_config.h"
+
+#include <errno.h>
+#include <microhttpd.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    const struct http_model *model;
+    struct req_limits req_limits;
+    unsigned max_inflight;
+    char server_header[64]; /* "triad/0.1.0 (threaded)" */
+};
+
+enum http_req_state {
+    HTTP_REQ_RECEIVING, /* headers and body arriving */
+    HTTP_REQ_RUNNING,   /* handed to the model, which finished it inline or suspended it */
+    HTTP_REQ_ANSWERED,  /* the response is queued */
+};
+
+/* One per request, with the model's state right behind it in the same allocation. */
+struct http_req {
+    struct req req;
+    struct http_server *srv;
+    struct MHD_Connection *conn;
+    enum http_req_state state;
+    bool suspended; /* written only on the handler's thread: see http_access_cb */
+    bool admitted;
+    _Alignas(16) unsigned char model_ctx[];
+};
+
+/* Admitted requests in this process, across all its daemons. */
+static _Atomic unsigned http_admitted;
+/* Suspended requests: libmicrohttpd must not be stopped while there are any. */
+static _Atomic unsigned http_suspended;
+
+static const char *const http_ctype[] = {
+    [REQ_CT_JSON] = "application/json",
+    [REQ_CT_TEXT] = "text/plain",
+    [REQ_CT_HTML] = "text/html; charset=utf-8",
+    [REQ_CT_PROMETHEUS] = "text/plain; version=0.0.4",
+};
+
+/* ---- queueing the response --------------------------------------------------------------- */
+
+static enum MHD_Result http_queue(struct http_req *h)
+{
+    struct req *r = &h->req;
+    TRIAD_ASSERT(r->finished && h->state != HTTP_REQ_ANSWERED, "queueing twice");
+    h->state = HTTP_REQ_ANSWERED;
+    enum MHD_ResponseMemoryMode mode = r->out_owned ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT;
+    struct MHD_Response *resp = MHD_create_response_from_buffer(r->out_len, (void *)r->out, mode);
+    if (resp == NULL)
+        return MHD_NO; /* out of memory: libmicrohttpd closes the connection */
+    r->out_owned = false; /* the response frees the body now */
+    bool ok = MHD_add_response_header(resp, "Server", h->srv->server_header) == MHD_YES;
+    if (r->status != 204) /* no body, so no type (RFC 9110, 15.3.5) */
+        ok = ok && MHD_add_response_header(resp, "Content-Type", http_ctype[r->ctype]) == MHD_YES;
+    if (r->hdr_name)
+        ok = ok && MHD_add_response_header(resp, r->hdr_name, r->hdr_value) == MHD_YES;
+    enum MHD_Result rc = ok ? MHD_queue_response(h->conn, (unsigned)r->status, resp) : MHD_NO;
+    MHD_destroy_response(resp);
+    if (rc == MHD_YES)
+        metrics_request_answer(r->status);
+    return rc;
+}
+
+/* ---- the first call: routing and arguments ----------------------------------------------- */
+
+static enum MHD_Result http_arg_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   size_t key_size, const char *value, size_t value_size)
+{
+    (void)kind;
+    (void)key_size;
+    req_arg_add(cls, key, value, value ? value_size : 0);
+    return MHD_YES;
+}
+
+static struct http_req *http_req_create(struct http_server *srv, struct MHD_Connection *conn)
+{
+    struct http_req *h = calloc(1, sizeof(*h) + srv->model->req_ctx_size);
+    if (h == NULL)
+        return NULL;
+    req_init(&h->req, srv->model->req_ctx_size ? h->model_ctx : NULL);
+    h->srv = srv;
+    h->conn = conn;
+    return h;
+}
+
+static enum MHD_Result http_begin(struct http_server *srv, struct MHD_Connection *conn,
+                                  const char *url, const char *method, void **req_cls)
+{
+    struct http_req *h = http_req_create(srv, conn);
+    if (h == NULL)
+        return MHD_NO;
+    *req_cls = h;
+    metrics_request_begin();
+    struct req *r = &h->req;
+    req_route(r, method, url);
+    MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, http_arg_cb, r);
+    req_content_type_set(r, MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                        MHD_HTTP_HEADER_CONTENT_TYPE));
+    /* A declared length over the limit is refused before a byte of it is read. */
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl != NULL && strtoull(cl, NULL, 10) > srv->req_limits.max_body) {
+        req_reply_error(r, 413, "request body too large");
+        return http_queue(h);
+    }
+    return MHD_YES;
+}
+
+/* ---- the last call: admission, then the model -------------------------------------------- */
+
+/* Admission control: past --max-inflight, refuse rather than queue without bound. Operations
+ * endpoints are exempt so that a saturated server can still be observed. */
+static bool http_admit(struct http_req *h)
+{
+    if (h->req.route->flags & ROUTE_OPS)
+        return true;
+    unsigned n = atomic_fetch_add_explicit(&http_admitted, 1, memory_order_relaxed);
+    if (n >= h->srv->max_inflight) {
+        atomic_fetch_sub_explicit(&http_admitted, 1, memory_order_relaxed);
+        req_refuse(&h->req, "server saturated, retry later");
+        return false;
+    }
+    h->admitted = true;
+    return true;
+}
+
+static enum MHD_Result http_run(struct http_req *h)
+{
+    h->state = HTTP_REQ_RUNNING;
+    if (!req_input_done(&h->req) && http_admit(h))
+        h->srv->model->start_cb(&h->req);
+    /* If the model suspended the request it may already be running on another thread:
+     * `suspended` was written by this thread, but nothing else about `h` may be read now. */
+    if (h->suspended)
+        return MHD_YES;
+    TRIAD_ASSERT(req_finished(&h->req), "start_cb neither finished nor suspended the request");
+    return http_queue(h);
+}
+
+static enum MHD_Result http_access_cb(void *cls, struct MHD_Connection *conn, const char *url,
+                                      const char *method, const char *version,
+                                      const char *upload_data, size_t *upload_data_size,
+                                      void **req_cls)
+{
+    (void)version;
+    struct http_req *h = *req_cls;
+    if (h == NULL)
+        return http_begin(cls, conn, url, method, req_cls);
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (h->state == HTTP_REQ_ANSWERED)
+            return MHD_YES; /* a 413 is on its way; the rest of the body is dropped */
+        if (req_body_append(&h->req, upload_data, n, &h->srv->req_limits) != 0)
+            return http_queue(h);
+        return MHD_YES;
+    }
+    switch (h->state) {
+    case HTTP_REQ_RECEIVING:
+        return http_run(h);
+    case HTTP_REQ_RUNNING: /* called again after http_req_resume */
+        TRIAD_ASSERT(h->suspended, "handler called again for a running request");
+        h->suspended = false;
+        return http_queue(h);
+    case HTTP_REQ_ANSWERED:
+        break;
+    }
+    return MHD_YES;
+}
+
+static void http_completed_cb(void *cls, struct MHD_Connection *conn, void **req_cls,
+                              enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    struct http_req *h = *req_cls;
+    if (h == NULL)
+        return;
+    /* `suspended` may still be set: a client that hung up while its request was suspended is
+     * noticed only after the resume, and libmicrohttpd then completes the request without
+     * calling the handler again. The model has let go of it by then (it resumed it). */
+    if (h->admitted)
+        atomic_fetch_sub_explicit(&http_admitted, 1, memory_order_relaxed);
+    req_release(&h->req);
+    free(h);
+    *req_cls = NULL;
+    metrics_request_end();
+}
+
+/* ---- suspend and resume ------------------------------------------------------------------ */
+
+void http_req_suspend(struct req *r)
+{
+    struct http_req *h = TRIAD_CONTAINER_OF(r, struct http_req, req);
+    TRIAD_ASSERT(h->state == HTTP_REQ_RUNNING && !h->suspended, "suspend outside start_cb");
+    h->suspended = true;
+    atomic_fetch_add_explicit(&http_suspended, 1, memory_order_relaxed);
+    MHD_suspend_connection(h->conn);
+}
+
+void http_req_resume(struct req *r)
+{
+    struct http_req *h = TRIAD_CONTAINER_OF(r, struct http_req, req);
+    atomic_fetch_sub_explicit(&http_suspended, 1, memory_order_relaxed);
+    /* Only the connection is touched: the handler's thread owns `h` again from here on.
+     * libmicrohttpd takes its cleanup mutex and wakes its poller through the ITC (an eventfd
+     * write): the analogue of libuv's uv_async_send. */
+    MHD_resume_connection(h->conn);
+}
+
+/* ---- the daemon -------------------------------------------------------------------------- */
+
+int http_server_start(const struct http_config *cfg, struct http_server **out)
+{
+    struct http_server *srv = calloc(1, sizeof(*srv));
+    if (srv == NULL)
+        return -ENOMEM;
+    srv->model = cfg->model;
+    srv->req_limits.max_body = cfg->limits.max_body;
+    srv->max_inflight = cfg->limits.max_inflight;
+    snprintf(srv->server_header, sizeof(srv->server_header), "triad/%s (%s)", TRIAD_VERSION,
+             cfg->model->name);
+    /* MHD_USE_ITC lets MHD_quiesce_daemon wake internal pollers; the models add their mode. */
+    srv->daemon = MHD_start_daemon(
+        cfg->mhd_flags | MHD_USE_ITC, 0, NULL, NULL, http_access_cb, srv,
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)cfg->listen_fd, MHD_OPTION_NOTIFY_COMPLETED,
+        http_completed_cb, srv, MHD_OPTION_CONNECTION_LIMIT, cfg->limits.max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, cfg->limits.idle_timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, cfg->limits.conn_memory, MHD_OPTION_THREAD_STACK_SIZE,
+        cfg->thread_stack_size, MHD_OPTION_END);
+    if (srv->daemon == NULL) {
+        free(srv);
+        return -EIO;
+    }
+    *out = srv;
+    return 0;
+}
+
+struct MHD_Daemon *http_server_daemon(struct http_server *s)
+{
+    return s->daemon;
+}
+
+void http_server_quiesce(struct http_server *s)
+{
+    MHD_socket fd = MHD_quiesce_daemon(s->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+}
+
+void http_server_stop(struct http_server *s)
+{
+    TRIAD_ASSERT(atomic_load(&http_suspended) == 0, "stopping a daemon with suspended requests");
+    MHD_stop_daemon(s->daemon);
+    free(s);
+}
+
+unsigned http_server_connections(struct http_server *s)
+{
+    const union MHD_DaemonInfo *info =
+        MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    return info ? info->num_connections : 0;
+}

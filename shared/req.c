@@ -1,0 +1,272 @@
+/* req.c - the request: input, the step machine, and the response (see req.h, req_impl.h). */
+#include "req_impl.h"
+
+#include "check.h"
+#include "route.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---- input ------------------------------------------------------------------------------- */
+
+void req_init(struct req *r, void *model_ctx)
+{
+    memset(r, 0, sizeof(*r));
+    r->model_ctx = model_ctx;
+}
+
+static enum req_method req_method_parse(const char *m)
+{
+    static const char *const names[] = {
+        [REQ_GET] = "GET", [REQ_HEAD] = "HEAD", [REQ_POST] = "POST",
+        [REQ_PUT] = "PUT", [REQ_DELETE] = "DELETE",
+    };
+    for (int i = 0; i < REQ_OTHER; i++)
+        if (strcmp(m, names[i]) == 0) /* methods are case-sensitive (RFC 9110, 9.1) */
+            return (enum req_method)i;
+    return REQ_OTHER;
+}
+
+void req_route(struct req *r, const char *method, const char *path)
+{
+    r->method = req_method_parse(method);
+    int rc = route_match(path, r->method, &r->route, &r->step_fn, &r->path_id);
+    if (rc == -EOPNOTSUPP) {
+        req_reply_error(r, 405, "method not allowed for this resource");
+        req_header_set(r, "Allow", r->route->allow);
+    } else if (rc != 0) {
+        req_reply_error(r, 404, "no such resource");
+    }
+}
+
+void req_arg_add(struct req *r, const char *name, const char *value, size_t value_len)
+{
+    if (value == NULL)
+        value = "";
+    /* A NUL byte inside a value would make the C string say something else than the client. */
+    if (r->nargs == REQ_ARGS_MAX || strlen(value) != value_len) {
+        r->args_overflow = true;
+        return;
+    }
+    r->args[r->nargs++] = (struct req_arg){name, value, value_len};
+}
+
+void req_content_type_set(struct req *r, const char *value)
+{
+    static const char json[] = "application/json";
+    if (value == NULL)
+        return;
+    value += strspn(value, " \t");
+    size_t n = strlen(json);
+    /* The media type is case-insensitive and may carry parameters (; charset=utf-8). */
+    r->body_is_json = strncasecmp(value, json, n) == 0 &&
+                      (value[n] == '\0' || value[n] == ';' || value[n] == ' ' || value[n] == '\t');
+}
+
+int req_body_append(struct req *r, const char *data, size_t len, const struct req_limits *lim)
+{
+    r->body_present = true;
+    if (len > lim->max_body || r->body_len > lim->max_body - len) {
+        req_reply_error(r, 413, "request body too large");
+        return -E2BIG;
+    }
+    if (r->finished)
+        return 0; /* already answered (404, 405...): read and drop the body, keep the connection */
+    if (r->body_len + len + 1 > r->body_cap) {
+        size_t cap = r->body_cap ? r->body_cap : 256;
+        while (cap < r->body_len + len + 1)
+            cap *= 2;
+        char *grown = realloc(r->body, cap);
+        if (grown == NULL) {
+            req_reply_error(r, 503, "out of memory");
+            return 0;
+        }
+        r->body = grown;
+        r->body_cap = cap;
+    }
+    memcpy(r->body + r->body_len, data, len);
+    r->body_len += len;
+    r->body[r->body_len] = '\0';
+    return 0;
+}
+
+bool req_input_done(struct req *r)
+{
+    bool takes_body = r->method == REQ_POST || r->method == REQ_PUT;
+    if (r->finished)
+        return true;
+    if (r->args_overflow)
+        req_reply_error(r, 400, "too many query parameters, or a NUL byte in one");
+    else if (r->body_present && !takes_body)
+        req_reply_error(r, 400, "this request takes no body");
+    else if (takes_body && !r->body_is_json)
+        req_reply_error(r, 415, "expected Content-Type: application/json");
+    return r->finished;
+}
+
+void req_release(struct req *r)
+{
+    free(r->body);
+    if (r->scratch_free)
+        r->scratch_free(r->scratch);
+    else
+        free(r->scratch);
+    json_decref(r->doc);
+    if (r->out_owned)
+        free((void *)r->out);
+    r->body = r->scratch = NULL;
+    r->doc = NULL;
+    r->out = NULL;
+    r->out_owned = false;
+}
+
+const char *req_arg(const struct req *r, const char *name)
+{
+    for (unsigned i = 0; i < r->nargs; i++)
+        if (strcmp(r->args[i].name, name) == 0)
+            return r->args[i].value;
+    return NULL;
+}
+
+/* ---- the step machine -------------------------------------------------------------------- */
+
+enum req_wait req_step(struct req *r)
+{
+    TRIAD_ASSERT(!r->finished && r->step_fn != NULL, "stepping a finished or unrouted request");
+    enum req_wait w = r->step_fn(r);
+    TRIAD_ASSERT((w == REQ_DONE) == r->finished, "a step must reply exactly when it is done");
+    r->wait = w;
+    return w;
+}
+
+void req_db_run(struct req *r, struct db *db)
+{
+    TRIAD_ASSERT(r->wait == REQ_DB && r->db_fn != NULL, "no database work pending");
+    r->db_rc = r->db_fn(r, db);
+}
+
+unsigned req_wait_ms(const struct req *r)
+{
+    return r->wait_ms;
+}
+
+unsigned req_wait_calls(const struct req *r)
+{
+    return r->wait_calls;
+}
+
+void req_refuse(struct req *r, const char *why)
+{
+    req_reply_error(r, 503, why);
+    r->wait = REQ_DONE;
+}
+
+bool req_finished(const struct req *r)
+{
+    return r->finished;
+}
+
+void *req_model_ctx(struct req *r)
+{
+    return r->model_ctx;
+}
+
+enum req_wait req_await_db(struct req *r, int next_pc, req_db_fn fn)
+{
+    r->pc = next_pc;
+    r->db_fn = fn;
+    r->db_rc = 0;
+    return REQ_DB;
+}
+
+enum req_wait req_await_sleep(struct req *r, int next_pc, unsigned ms)
+{
+    r->pc = next_pc;
+    r->wait_ms = ms;
+    return REQ_SLEEP;
+}
+
+enum req_wait req_await_fanout(struct req *r, int next_pc, unsigned calls, unsigned ms)
+{
+    r->pc = next_pc;
+    r->wait_calls = calls;
+    r->wait_ms = ms;
+    return REQ_FANOUT;
+}
+
+/* ---- the response ------------------------------------------------------------------------ */
+
+static void req_out_set(struct req *r, int status, enum req_ctype ct, const char *out, size_t n,
+                        bool owned)
+{
+    if (r->out_owned)
+        free((void *)r->out);
+    r->status = status;
+    r->ctype = ct;
+    r->out = out;
+    r->out_len = n;
+    r->out_owned = owned;
+    r->hdr_name = NULL;
+    r->finished = true;
+}
+
+enum req_wait req_reply_static(struct req *r, int status, enum req_ctype ct, const char *text)
+{
+    req_out_set(r, status, ct, text, strlen(text), false);
+    return REQ_DONE;
+}
+
+enum req_wait req_reply_owned(struct req *r, int status, enum req_ctype ct, char *buf, size_t n)
+{
+    req_out_set(r, status, ct, buf, n, true);
+    return REQ_DONE;
+}
+
+enum req_wait req_reply_json(struct req *r, int status, json_t *doc)
+{
+    char *text = doc ? json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
+    json_decref(doc);
+    if (text == NULL)
+        return req_reply_error(r, 503, "out of memory");
+    return req_reply_owned(r, status, REQ_CT_JSON, text, strlen(text));
+}
+
+enum req_wait req_reply_error(struct req *r, int status, const char *msg)
+{
+    /* Built by hand rather than with jansson so that it cannot fail for lack of memory: the
+     * messages are the core's own constants and need no escaping. */
+    static const char oom[] = "{\"error\":\"out of memory\"}";
+    TRIAD_ASSERT(strpbrk(msg, "\"\\") == NULL, "error messages must need no JSON escaping");
+    size_t n = strlen(msg) + sizeof("{\"error\":\"\"}");
+    char *body = malloc(n);
+    if (body == NULL) {
+        req_out_set(r, 503, REQ_CT_JSON, oom, sizeof(oom) - 1, false);
+        status = 503;
+    } else {
+        snprintf(body, n, "{\"error\":\"%s\"}", msg);
+        req_out_set(r, status, REQ_CT_JSON, body, n - 1, true);
+    }
+    if (status == 503)
+        req_header_set(r, "Retry-After", "1");
+    return REQ_DONE;
+}
+
+enum req_wait req_reply_db_error(struct req *r, int rc, const char *not_found_msg)
+{
+    if (rc == -ENOENT && not_found_msg != NULL)
+        return req_reply_error(r, 404, not_found_msg);
+    if (rc == -EBUSY)
+        return req_reply_error(r, 503, "database busy");
+    if (rc == -ENOMEM)
+        return req_reply_error(r, 503, "out of memory");
+    return req_reply_error(r, 503, "database unavailable");
+}
+
+void req_header_set(struct req *r, const char *name, const char *value)
+{
+    r->hdr_name = name;
+    snprintf(r->hdr_value, sizeof(r->hdr_value), "%s", value);
+}
