@@ -20,6 +20,7 @@ struct http_server {
     const struct http_model *model;
     struct req_limits req_limits;
     unsigned max_inflight;
+    void *daemon_ctx;
     char server_header[64]; /* "triad/0.1.0 (threaded)" */
 };
 
@@ -35,6 +36,7 @@ struct http_req {
     struct http_server *srv;
     struct MHD_Connection *conn;
     enum http_req_state state;
+    size_t discarded; /* body bytes dropped after the limit was passed */
     bool suspended; /* written only on the handler's thread: see http_access_cb */
     bool admitted;
     _Alignas(16) unsigned char model_ctx[];
@@ -44,6 +46,12 @@ struct http_req {
 static _Atomic unsigned http_admitted;
 /* Suspended requests: libmicrohttpd must not be stopped while there are any. */
 static _Atomic unsigned http_suspended;
+/* Open connections in this process, across all its daemons. */
+static _Atomic unsigned http_open_connections;
+
+/* A client that keeps sending after its body went over the limit is cut off here: the 413
+ * can only be queued once libmicrohttpd has read the whole request. */
+#define HTTP_DISCARD_MAX (4u << 20)
 
 static const char *const http_ctype[] = {
     [REQ_CT_JSON] = "application/json",
@@ -69,6 +77,8 @@ static enum MHD_Result http_queue(struct http_req *h)
         ok = ok && MHD_add_response_header(resp, "Content-Type", http_ctype[r->ctype]) == MHD_YES;
     if (r->hdr_name)
         ok = ok && MHD_add_response_header(resp, r->hdr_name, r->hdr_value) == MHD_YES;
+    if (r->status == 413) /* the client may still be sending: do not read it as a request */
+        ok = ok && MHD_add_response_header(resp, "Connection", "close") == MHD_YES;
     enum MHD_Result rc = ok ? MHD_queue_response(h->conn, (unsigned)r->status, resp) : MHD_NO;
     MHD_destroy_response(resp);
     if (rc == MHD_YES)
@@ -166,9 +176,13 @@ static enum MHD_Result http_access_cb(void *cls, struct MHD_Connection *conn, co
         *upload_data_size = 0;
         if (h->state == HTTP_REQ_ANSWERED)
             return MHD_YES; /* a 413 is on its way; the rest of the body is dropped */
-        if (req_body_append(&h->req, upload_data, n, &h->srv->req_limits) != 0)
-            return http_queue(h);
-        return MHD_YES;
+        /* Past the limit (a chunked body has no length to refuse up front), the rest is read
+         * and dropped so that the 413 can be sent when the request ends; libmicrohttpd 0.9.75
+         * refuses to queue a response in the middle of a body. */
+        if (h->discarded > 0 || req_body_append(&h->req, upload_data, n,
+                                                &h->srv->req_limits) != 0)
+            h->discarded += n;
+        return h->discarded > HTTP_DISCARD_MAX ? MHD_NO : MHD_YES;
     }
     switch (h->state) {
     case HTTP_REQ_RECEIVING:
@@ -203,6 +217,18 @@ static void http_completed_cb(void *cls, struct MHD_Connection *conn, void **req
     metrics_request_end();
 }
 
+static void http_connection_cb(void *cls, struct MHD_Connection *conn, void **socket_ctx,
+                               enum MHD_ConnectionNotificationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)socket_ctx;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+        atomic_fetch_add_explicit(&http_open_connections, 1, memory_order_relaxed);
+    else
+        atomic_fetch_sub_explicit(&http_open_connections, 1, memory_order_relaxed);
+}
+
 /* ---- suspend and resume ------------------------------------------------------------------ */
 
 void http_req_suspend(struct req *r)
@@ -224,6 +250,11 @@ void http_req_resume(struct req *r)
     MHD_resume_connection(h->conn);
 }
 
+void *http_req_daemon_ctx(struct req *r)
+{
+    return TRIAD_CONTAINER_OF(r, struct http_req, req)->srv->daemon_ctx;
+}
+
 /* ---- the daemon -------------------------------------------------------------------------- */
 
 int http_server_start(const struct http_config *cfg, struct http_server **out)
@@ -234,13 +265,14 @@ int http_server_start(const struct http_config *cfg, struct http_server **out)
     srv->model = cfg->model;
     srv->req_limits.max_body = cfg->limits.max_body;
     srv->max_inflight = cfg->limits.max_inflight;
+    srv->daemon_ctx = cfg->daemon_ctx;
     snprintf(srv->server_header, sizeof(srv->server_header), "triad/%s (%s)", TRIAD_VERSION,
              cfg->model->name);
     /* MHD_USE_ITC lets MHD_quiesce_daemon wake internal pollers; the models add their mode. */
     srv->daemon = MHD_start_daemon(
         cfg->mhd_flags | MHD_USE_ITC, 0, NULL, NULL, http_access_cb, srv,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)cfg->listen_fd, MHD_OPTION_NOTIFY_COMPLETED,
-        http_completed_cb, srv, MHD_OPTION_CONNECTION_LIMIT, cfg->limits.max_connections,
+        http_completed_cb, srv, MHD_OPTION_NOTIFY_CONNECTION, http_connection_cb, srv, MHD_OPTION_CONNECTION_LIMIT, cfg->limits.max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, cfg->limits.idle_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, cfg->limits.conn_memory, MHD_OPTION_THREAD_STACK_SIZE,
         cfg->thread_stack_size, MHD_OPTION_END);
@@ -271,9 +303,7 @@ void http_server_stop(struct http_server *s)
     free(s);
 }
 
-unsigned http_server_connections(struct http_server *s)
+unsigned http_connections(void)
 {
-    const union MHD_DaemonInfo *info =
-        MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-    return info ? info->num_connections : 0;
+    return atomic_load_explicit(&http_open_connections, memory_order_relaxed);
 }

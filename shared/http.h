@@ -57,6 +57,7 @@ struct http_config {
     int listen_fd;                /* a bound, listening socket; the daemon takes it over */
     struct http_limits limits;
     size_t thread_stack_size;     /* for libmicrohttpd's own threads; 0 = the default */
+    void *daemon_ctx;             /* the model's own pointer for this daemon (see below) */
 };
 
 int http_server_start(const struct http_config *cfg, struct http_server **out);
@@ -66,11 +67,19 @@ struct MHD_Daemon *http_server_daemon(struct http_server *s);
 void http_server_quiesce(struct http_server *s);
 /* Closes every connection and frees the daemon. Only with no request suspended. */
 void http_server_stop(struct http_server *s);
-/* Open connections on this daemon. */
-unsigned http_server_connections(struct http_server *s);
+/* Open connections in this process, over all its daemons. Any thread. */
+unsigned http_connections(void);
 
-/* See the contract above. suspend: only inside start_cb. resume: from any thread, once. */
+/* See the contract above. suspend: only inside start_cb. resume: from any thread, once.
+ *
+ * In external polling mode (no MHD_USE_INTERNAL_POLLING_THREAD) libmicrohttpd 0.9.75 wakes
+ * nobody on resume: its ITC is not in its own epoll set. The model must make the daemon's
+ * driver call MHD_run again after http_req_resume, or the response waits for the next network
+ * event on that daemon. */
 void http_req_suspend(struct req *r);
 void http_req_resume(struct req *r);
+
+/* The daemon_ctx of the daemon that received the request. */
+void *http_req_daemon_ctx(struct req *r);
 
 #endif

@@ -71,6 +71,9 @@ int req_body_append(struct req *r, const char *data, size_t len, const struct re
     r->body_present = true;
     if (len > lim->max_body || r->body_len > lim->max_body - len) {
         req_reply_error(r, 413, "request body too large");
+        free(r->body); /* nothing more will be kept */
+        r->body = NULL;
+        r->body_len = r->body_cap = 0;
         return -E2BIG;
     }
     if (r->finished)

@@ -175,8 +175,7 @@ static size_t threaded_gauges_cb(struct metrics_gauge *g, size_t cap)
                                     threaded.pool ? (double)pool_busy(threaded.pool) : 0};
     g[n++] = (struct metrics_gauge){"queue_depth", "Requests waiting for a pool thread",
                                     threaded.pool ? (double)pool_queued(threaded.pool) : 0};
-    g[n++] = (struct metrics_gauge){"connections", "Open connections",
-                                    threaded.http ? http_server_connections(threaded.http) : 0};
+    g[n++] = (struct metrics_gauge){"connections", "Open connections", http_connections()};
     g[n++] = (struct metrics_gauge){"gil_enabled", "1 with --gil", threaded.gil ? 1 : 0};
     g[n++] = (struct metrics_gauge){"gil_switches_total", "Changes of GIL holder",
                                     (double)gs.switches};

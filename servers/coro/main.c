@@ -1,0 +1,369 @@
+/* triad-coro: every request a goroutine, on an M:N work-stealing scheduler (Go's runtime).
+ *
+ * The model
+ * =========
+ *
+ * Requests run as goroutines: coroutines with their own small stacks, multiplexed over a few
+ * OS threads by a scheduler that is a C rendering of Go's (proc.c opens with its essay: G, M,
+ * P, run queues, stealing, spinning, sysmon, the netpoller). A goroutine that waits (a timer, a
+ * WaitGroup, the network) parks and holds no thread; one that blocks in sqlite holds its thread
+ * but, after a sysmon tick, not its P, so the other goroutines keep running on another thread.
+ * CPU-bound goroutines are preempted after 10 ms at the core's safe points.
+ *
+ * Concepts:
+ *
+ *   S - shard: one libmicrohttpd daemon in external epoll mode. There are GOMAXPROCS of them,
+ *       all accepting from the shared listening socket; a connection stays on the shard that
+ *       accepted it. Each shard's epoll instance is registered in the netpoller.
+ *   N - netpoller goroutine: one per shard. It parks on the shard's epoll descriptor, and when
+ *       the netpoller readies it, runs MHD_run, which reads requests and writes responses. Any
+ *       M may run it; it is not bound to a thread.
+ *   R - request goroutine: created by N for each complete request, and run inline on N's M at
+ *       once (coro_run_inline). A request that never waits finishes there and its response is
+ *       queued before MHD_run returns, with no suspend, no hand-off to another thread. At its
+ *       first wait, or when preempted, R detaches: N suspends the connection and queues R in
+ *       runnext; R finishes on whatever M runs it, then resumes the connection.
+ *   D - a database wait: a connection checked out of a pool (dbpool.c, database/sql's shape),
+ *       each sqlite3_step between entersyscall and exitsyscall (the core's blocking hooks).
+ *   T - a wait for time (/io) is a timer on the current P; a fan-out (/fanout) spawns N
+ *       goroutines and waits on a WaitGroup.
+ *
+ * What it mirrors, and how faithfully
+ * ===================================
+ *
+ * Go 1.19's runtime: GOMAXPROCS Ps (--procs, else $GOMAXPROCS, else the CPUs in the affinity
+ * mask), 256-slot local queues with runnext, the global queue checked every 61st tick, stealing
+ * half a random victim's queue, the spinning-M rule, per-P timers, one netpoller, sysmon with
+ * its 20 us to 10 ms tick, syscall hand-off after one tick, preemption after 10 ms. The sanitizer
+ * builds run it all under ASan and TSan, with fiber annotations (ctx.c).
+ *
+ * Where it differs from a Go program:
+ *   - net/http runs one goroutine per connection that parses, handles and writes; here
+ *     libmicrohttpd parses and writes, sharded by GOMAXPROCS, and a goroutine runs per request.
+ *   - Preemption is only at safe points (Go's synchronous kind); see proc.c.
+ *   - Stacks are fixed 64 KiB reservations, not 2 KiB stacks that grow: a parked goroutine
+ *     costs its touched pages (4-8 KiB) where Go's costs 2-3 KiB.
+ *   - No garbage collector.
+ *
+ * Rejected designs
+ * ================
+ *
+ *   1. libmicrohttpd's own threads (MHD_USE_INTERNAL_POLLING_THREAD, thread pool): network
+ *      readiness would be handled by threads the scheduler does not know, and a hand-off to the
+ *      scheduler would cost every request a cross-thread wake-up.
+ *   2. One daemon driven by one goroutine: HTTP for the whole process would be serialised on
+ *      one M, and /json could not scale with --procs.
+ *   3. Spawning the request goroutine into runnext, as `go` does, and suspending every
+ *      connection: each request would pay a suspend, an eventfd write and another MHD_run to
+ *      be resumed, even when it never waits.
+ *   4. A sqlite connection per M: a goroutine that comes back from a blocking call on another
+ *      M would use the first M's connection while that M runs someone else.
+ *
+ * Invariants
+ * ==========
+ *
+ *   - A shard's daemon is driven by its netpoller goroutine only (MHD_run is not re-entrant).
+ *   - A connection is suspended before its detached request goroutine is published, and
+ *     resumed exactly once, by that goroutine, when the request is finished.
+ *   - A sqlite connection is held by one goroutine at a time, for one database wait.
+ */
+#include "coro.h"
+#include "dbpool.h"
+
+#include "check.h"
+#include "cli.h"
+#include "hook.h"
+#include "http.h"
+#include "metrics.h"
+#include "req.h"
+#include "serve.h"
+
+#include <errno.h>
+#include <microhttpd.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CORO_SHARDS_MAX 64
+
+/* One libmicrohttpd daemon and the goroutine that drives it. */
+struct shard {
+    struct http_server *http;
+    struct coro_pollfd *pd;
+};
+
+/* The one server of this process. Callbacks from libmicrohttpd and the hooks carry no
+ * context pointer of ours. */
+static struct {
+    long long procs, stack_kib, db_idle;
+    struct cli_common common;
+    sigset_t signals;
+    int listen_fd;
+    unsigned nshards;
+    struct shard shards[CORO_SHARDS_MAX];
+    _Atomic int phase; /* 0 serving, 1 draining (quiesce), 2 stopping */
+    char gauge_names[CORO_SHARDS_MAX][24];
+} coro;
+
+/* ---- request goroutines ------------------------------------------------------------------ */
+
+struct fanout_call {
+    struct coro_wg *wg;
+    uint64_t ns;
+};
+
+static void coro_fanout_call_cb(void *arg)
+{
+    struct fanout_call *call = arg;
+    coro_sleep_ns(call->ns);
+    coro_wg_done(call->wg);
+}
+
+/* N goroutines, one WaitGroup. Returns false if some could not be started. */
+static bool coro_fanout(unsigned calls, unsigned ms)
+{
+    struct coro_wg wg;
+    struct fanout_call call = {&wg, (uint64_t)ms * 1000000u};
+    unsigned started = 0;
+    coro_wg_init(&wg);
+    coro_wg_add(&wg, calls);
+    for (; started < calls; started++)
+        if (coro_go(coro_fanout_call_cb, &call) != 0)
+            break;
+    coro_wg_add(&wg, -(long)(calls - started));
+    coro_wg_wait(&wg); /* `call` lives on this stack until every child is done */
+    return started == calls;
+}
+
+static bool coro_db_wait(struct req *r)
+{
+    struct db *db;
+    if (dbpool_get(&db) != 0)
+        return false;
+    req_db_run(r, db);
+    dbpool_put(db);
+    return true;
+}
+
+/* The request goroutine: the core's steps, with every wait done the Go way. */
+static void coro_req_main(void *arg)
+{
+    struct req *r = arg;
+    enum req_wait w;
+    while ((w = req_step(r)) != REQ_DONE) {
+        coro_detach(); /* the first wait leaves the netpoller's M */
+        bool ok = true;
+        if (w == REQ_DB)
+            ok = coro_db_wait(r);
+        else if (w == REQ_SLEEP)
+            coro_sleep_ns((uint64_t)req_wait_ms(r) * 1000000u);
+        else
+            ok = coro_fanout(req_wait_calls(r), req_wait_ms(r));
+        if (!ok) {
+            req_refuse(r, w == REQ_DB ? "database unavailable" : "cannot start goroutines");
+            break;
+        }
+    }
+    if (coro_attached())
+        return; /* finished inline: the netpoller goroutine queues the response */
+    /* The netpoller goroutine suspended the connection when we detached. libmicrohttpd does
+     * not wake its driver on resume in external mode (http.h): kick it ourselves. */
+    struct shard *s = http_req_daemon_ctx(r);
+    http_req_resume(r);
+    coro_pollfd_kick(s->pd);
+}
+
+/* Called by libmicrohttpd inside MHD_run, on a netpoller goroutine. */
+static void coro_start_cb(struct req *r)
+{
+    struct g *detached;
+    if (coro_run_inline(coro_req_main, r, &detached))
+        return; /* finished on this M: the glue queues the response now */
+    http_req_suspend(r);
+    coro_detached_ready(detached);
+}
+
+static const struct http_model coro_model = {
+    .name = "coro",
+    .req_ctx_size = 0,
+    .start_cb = coro_start_cb,
+};
+
+/* ---- netpoller goroutines ---------------------------------------------------------------- */
+
+/* libmicrohttpd's next deadline (connection timeouts), as a netpoller timeout. */
+static int64_t coro_shard_timeout(struct shard *s)
+{
+    MHD_UNSIGNED_LONG_LONG ms;
+    if (MHD_get_timeout(http_server_daemon(s->http), &ms) != MHD_YES)
+        return -1;
+    return (int64_t)ms * 1000000;
+}
+
+static void coro_shard_main(void *arg)
+{
+    struct shard *s = arg;
+    bool quiesced = false;
+    for (;;) {
+        int phase = atomic_load(&coro.phase);
+        if (phase >= 1 && !quiesced) {
+            http_server_quiesce(s->http);
+            quiesced = true;
+        }
+        if (phase == 2)
+            break;
+        MHD_run(http_server_daemon(s->http));
+        coro_pollfd_wait(s->pd, coro_shard_timeout(s));
+    }
+    coro_pollfd_close(s->pd);
+    http_server_stop(s->http);
+}
+
+static int coro_shards_start(void)
+{
+    coro.nshards = (unsigned)coro.procs < CORO_SHARDS_MAX ? (unsigned)coro.procs : CORO_SHARDS_MAX;
+    struct http_config cfg = {
+        .model = &coro_model,
+        .mhd_flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME,
+        .limits = {.max_body = (size_t)coro.common.max_body,
+                   .max_inflight = (unsigned)coro.common.max_inflight,
+                   .max_connections = (unsigned)coro.common.max_connections,
+                   .idle_timeout_s = (unsigned)coro.common.idle_timeout,
+                   .conn_memory = 32 * 1024},
+    };
+    for (unsigned i = 0; i < coro.nshards; i++) {
+        struct shard *s = &coro.shards[i];
+        cfg.listen_fd = i == 0 ? coro.listen_fd : dup(coro.listen_fd);
+        cfg.daemon_ctx = s;
+        const union MHD_DaemonInfo *info;
+        if (cfg.listen_fd < 0 || http_server_start(&cfg, &s->http) != 0 ||
+            (info = MHD_get_daemon_info(http_server_daemon(s->http),
+                                        MHD_DAEMON_INFO_EPOLL_FD)) == NULL ||
+            coro_pollfd_open(info->epoll_fd, &s->pd) != 0 || coro_go(coro_shard_main, s) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- hooks and gauges -------------------------------------------------------------------- */
+
+static const struct hook_ops coro_hooks = {
+    .safepoint_cb = coro_safepoint,
+    .blocking_enter_cb = coro_enter_syscall,
+    .blocking_exit_cb = coro_exit_syscall,
+};
+
+static size_t coro_gauges_cb(struct metrics_gauge *g, size_t cap)
+{
+    struct coro_stats st;
+    coro_stats_read(&st);
+    struct metrics_gauge fixed[] = {
+        {"procs", "GOMAXPROCS: Ps", st.procs},
+        {"goroutines", "Live goroutines", (double)st.goroutines_live},
+        {"goroutines_created_total", "Goroutines created", (double)st.goroutines_created},
+        {"threads_m", "Ms (worker threads) started", st.ms_total},
+        {"threads_m_idle", "Ms parked", st.ms_idle},
+        {"threads_m_spinning", "Ms looking for work", st.ms_spinning},
+        {"threads_m_in_syscall", "Ms inside a blocking call", st.ms_in_syscall},
+        {"procs_idle", "Idle Ps", st.ps_idle},
+        {"runq_global", "Goroutines on the global queue", (double)st.global_runq},
+        {"steals_total", "Successful steals", (double)st.steals},
+        {"stolen_total", "Goroutines moved by steals", (double)st.stolen},
+        {"preempt_requests_total", "Preemption requests by sysmon", (double)st.preempt_requests},
+        {"preemptions_total", "Goroutines preempted at a safe point", (double)st.preemptions},
+        {"handoffs_total", "Ps taken from Ms in blocking calls", (double)st.handoffs},
+        {"syscalls_total", "Blocking calls entered", (double)st.syscalls},
+        {"db_conns_open", "sqlite connections open", dbpool_open_count()},
+        {"db_conns_idle", "sqlite connections idle in the pool", dbpool_idle_count()},
+        {"connections", "Open connections", http_connections()},
+    };
+    size_t n = 0;
+    for (; n < sizeof(fixed) / sizeof(fixed[0]) && n < cap; n++)
+        g[n] = fixed[n];
+    for (unsigned i = 0; i < st.procs && i < CORO_SHARDS_MAX && n < cap; i++)
+        g[n++] = (struct metrics_gauge){coro.gauge_names[i], "Local run queue length of a P",
+                                        st.runq_len[i]};
+    return n;
+}
+
+/* ---- start and stop ---------------------------------------------------------------------- */
+
+/* GOMAXPROCS: the environment if set and valid, else the CPUs we may run on. */
+static long long coro_default_procs(void)
+{
+    const char *env = getenv("GOMAXPROCS");
+    long long v = env ? atoll(env) : 0;
+    if (v >= 1 && v <= 1024)
+        return v;
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set);
+    return 1;
+}
+
+static int coro_serve(void)
+{
+    struct coro_config cfg = {.procs = (unsigned)coro.procs,
+                              .stack_size = (size_t)coro.stack_kib * 1024};
+    for (unsigned i = 0; i < CORO_SHARDS_MAX; i++)
+        snprintf(coro.gauge_names[i], sizeof(coro.gauge_names[i]), "runq_p%u", i);
+    hook_install(&coro_hooks);
+    if (dbpool_init(coro.common.db, (unsigned)coro.db_idle) != 0 || coro_start(&cfg) != 0 ||
+        coro_shards_start() != 0) {
+        log_error("cannot start: out of threads, descriptors or memory");
+        return 1;
+    }
+    int sig = serve_signal_wait(&coro.signals);
+    log_info("%s: finishing requests in flight", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    atomic_store(&coro.phase, 1);
+    for (unsigned i = 0; i < coro.nshards; i++)
+        coro_pollfd_kick(coro.shards[i].pd);
+    int rc = serve_drain(coro.common.drain_timeout);
+    if (rc != 0) {
+        log_error("requests still in flight after %llds: exiting without them",
+                  coro.common.drain_timeout);
+        return 1;
+    }
+    atomic_store(&coro.phase, 2);
+    for (unsigned i = 0; i < coro.nshards; i++)
+        coro_pollfd_kick(coro.shards[i].pd);
+    coro_wait_idle();
+    coro_stop();
+    dbpool_close();
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    coro.procs = coro_default_procs();
+    coro.stack_kib = 64;
+    coro.db_idle = 4 * coro.procs;
+    cli_common_defaults(&coro.common);
+    const struct cli_opt opts[] = {
+        {"procs", CLI_INT, &coro.procs, 1, 1024, "N", "GOMAXPROCS; default $GOMAXPROCS or CPUs"},
+        {"stack-kib", CLI_INT, &coro.stack_kib, 16, 8192, "KIB", "stack reserved per goroutine"},
+        {"db-idle", CLI_INT, &coro.db_idle, 0, 4096, "N",
+         "idle sqlite connections kept (database/sql's SetMaxIdleConns; Go's default is 2)"},
+    };
+    const struct cli_model cli = {"triad-coro",
+                                  "Goroutines on an M:N work-stealing scheduler (Go's runtime).",
+                                  opts, sizeof(opts) / sizeof(opts[0])};
+    log_init(cli.prog);
+    int rc = cli_parse(argc, argv, &cli, &coro.common);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+    serve_signals_block(&coro.signals);
+    serve_rlimit_raise();
+    metrics_init(coro_model.name, coro_gauges_cb);
+    int port;
+    if (serve_db_prepare(cli.prog, coro.common.db) != 0 ||
+        (coro.listen_fd = serve_listen(cli.prog, coro.common.host, (int)coro.common.port,
+                                       &port)) < 0)
+        return 1;
+    char settings[256];
+    cli_describe(&cli, settings, sizeof(settings));
+    serve_announce(cli.prog, &coro.common, port, settings);
+    return coro_serve();
+}

@@ -1,0 +1,461 @@
+"""Process handling, the check registry and the runner of the conformance suite.
+
+Nothing here knows the triad API: that lives in conformance.py. This module starts servers on
+a free port with their own database, runs the registered checks one after another, stops the
+servers with SIGTERM and reports `ok name` / `FAIL name: reason` lines.
+"""
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import traceback
+import urllib.parse
+
+import httpraw
+
+STARTUP_TIMEOUT = 60.0      # sanitizer builds start slowly; exceeding it is a failure
+SHUTDOWN_TIMEOUT = 30.0
+BANNER = re.compile(r"listening on http://([^:/\s]+):(\d+)")
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "WARNING: ThreadSanitizer",
+                     "LeakSanitizer")
+STDERR_TAIL_LINES = 200
+
+
+class CheckFailure(Exception):
+    """A check found the server not conforming. The message is the reason printed."""
+
+
+def fail(msg):
+    raise CheckFailure(msg)
+
+
+def short(value, limit=300):
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "...(%d chars)" % len(text)
+
+
+def expect(cond, msg):
+    if not cond:
+        raise CheckFailure(msg)
+
+
+def expect_eq(got, want, what):
+    if got != want:
+        raise CheckFailure("%s: expected %s, got %s" % (what, short(want), short(got)))
+
+
+# -- the registry ---------------------------------------------------------------------------
+
+CHECKS = []     # [(name, function(ctx))] in definition order, which is the run order
+
+
+def check(name):
+    """Decorator: register fn(ctx) as the check `name`."""
+    def register(fn):
+        add_check(name, fn)
+        return fn
+    return register
+
+
+def add_check(name, fn):
+    if any(n == name for (n, _) in CHECKS):
+        raise RuntimeError("duplicate check name %s" % name)
+    CHECKS.append((name, fn))
+
+
+# -- server processes ------------------------------------------------------------------------
+
+class StartupError(Exception):
+    pass
+
+
+class ServerProc:
+    """One server process with its own database file, started with --port 0."""
+
+    def __init__(self, binary, db_path, args, workdir, label):
+        self.binary = binary
+        self.db_path = db_path
+        self.args = list(args)
+        self.label = label
+        self.stderr_path = os.path.join(workdir, label + ".stderr")
+        self.workdir = workdir
+        self.proc = None
+        self.host = None
+        self.port = None
+        self.banner = None
+        self.stdout_lines = []
+        self.returncode = None
+        self._banner_seen = threading.Event()
+        self._terminated = False
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def command(self):
+        return [self.binary, "--port", "0", "--db", self.db_path] + self.args
+
+    def start(self, timeout=STARTUP_TIMEOUT):
+        with open(self.stderr_path, "ab") as err:
+            try:
+                # Own session: a server that signals its process group (say, a pre-fork
+                # master stopping its workers with kill(0, ...)) must not hit the suite.
+                self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
+                                             stdout=subprocess.PIPE, stderr=err,
+                                             cwd=self.workdir, start_new_session=True)
+            except OSError as e:
+                raise StartupError("cannot run %s: %s" % (self.binary, e))
+        reader = threading.Thread(target=self._read_stdout, daemon=True)
+        reader.start()
+        waited = 0.0
+        while not self._banner_seen.wait(0.1):
+            waited += 0.1
+            if self.proc.poll() is not None:
+                reader.join(2)
+                if self._banner_seen.is_set():
+                    break
+                raise StartupError("server exited with status %s before printing its "
+                                   "start-up line; stdout %s" %
+                                   (self.proc.returncode, short(self.stdout_lines)))
+            if waited >= timeout:
+                raise StartupError("no 'listening on http://HOST:PORT' line on stdout within "
+                                   "%d s; stdout so far %s" % (timeout, short(self.stdout_lines)))
+        m = BANNER.search(self.banner)
+        self.host = m.group(1)
+        if self.host in ("0.0.0.0", "*", "localhost"):
+            self.host = "127.0.0.1"
+        self.port = int(m.group(2))
+        if self.port == 0:
+            raise StartupError("start-up line names port 0: %r" % self.banner)
+
+    def _read_stdout(self):
+        for raw in self.proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            self.stdout_lines.append(line)
+            if not self._banner_seen.is_set() and BANNER.search(line):
+                self.banner = line
+                self._banner_seen.set()
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def terminate(self):
+        """Send SIGTERM once (a second one may legitimately mean "exit now")."""
+        if self.proc is not None and self.proc.poll() is None and not self._terminated:
+            self._terminated = True
+            self.proc.send_signal(signal.SIGTERM)
+
+    def stop(self, timeout=SHUTDOWN_TIMEOUT):
+        """SIGTERM, then wait. Returns the exit status, or None if it had to be killed."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                self.returncode = None
+                return None
+        self.returncode = self.proc.returncode
+        return self.returncode
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stderr_text(self):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def sanitizer_reports(self):
+        text = self.stderr_text()
+        return [m for m in SANITIZER_MARKERS if m in text]
+
+
+# -- the context handed to every check ------------------------------------------------------
+
+class Ctx:
+    def __init__(self, opts, workdir):
+        self.opts = opts
+        self.binary = opts.server
+        self.model = opts.model
+        self.extra_args = opts.extra
+        self.workdir = workdir
+        self.server = None          # the shared instance most checks talk to
+        self.servers = []           # every instance started, for cleanup and sanitizer scans
+        self._labels = 0
+
+    @property
+    def host(self):
+        return self.server.host
+
+    @property
+    def port(self):
+        return self.server.port
+
+    @property
+    def db_path(self):
+        return self.server.db_path
+
+    def start_server(self, label, more_args=(), db_path=None):
+        """Start another instance (own database unless db_path is given) with the suite's
+        extra args plus more_args. Raises CheckFailure if it does not come up."""
+        self._labels += 1
+        label = "%s-%d" % (label, self._labels)
+        if db_path is None:
+            db_dir = os.path.join(self.workdir, label)
+            os.makedirs(db_dir, exist_ok=True)
+            db_path = os.path.join(db_dir, "triad.db")
+        srv = ServerProc(self.binary, db_path, list(self.extra_args) + list(more_args),
+                         self.workdir, label)
+        self.servers.append(srv)
+        try:
+            srv.start()
+        except StartupError as e:
+            srv.kill()
+            fail("%s did not start: %s%s" % (label, e, stderr_excerpt(srv)))
+        return srv
+
+    def stop_server(self, srv):
+        """Stop an extra instance and require a clean exit and a clean stderr."""
+        rc = srv.stop()
+        reports = srv.sanitizer_reports()
+        if reports:
+            fail("%s: sanitizer reports on stderr: %s (%s after SIGTERM)%s"
+                 % (srv.label, ", ".join(reports), describe_status(rc), stderr_excerpt(srv)))
+        if rc is None:
+            fail("%s did not exit within %d s of SIGTERM%s"
+                 % (srv.label, SHUTDOWN_TIMEOUT, stderr_excerpt(srv)))
+        if rc != 0:
+            fail("%s: %s after SIGTERM (expected exit status 0)%s"
+                 % (srv.label, describe_status(rc), stderr_excerpt(srv)))
+
+    def connect(self, srv=None):
+        srv = srv or self.server
+        return httpraw.Connection(srv.host, srv.port)
+
+    def db(self, srv=None):
+        """A new read-only sqlite3 connection to a server's database (WAL readers do not
+        block the server). The caller closes it."""
+        path = (srv or self.server).db_path
+        uri = "file:%s?mode=ro" % urllib.parse.quote(os.path.abspath(path))
+        conn = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+        return conn
+
+    def query(self, sql, params=(), srv=None):
+        conn = self.db(srv)
+        try:
+            return conn.execute(sql, params).fetchall()
+        finally:
+            conn.close()
+
+
+def describe_status(rc):
+    if rc is None:
+        return "still running"
+    if rc < 0:
+        try:
+            return "killed by %s" % signal.Signals(-rc).name
+        except ValueError:
+            return "killed by signal %d" % -rc
+    return "exit status %d" % rc
+
+
+def stderr_excerpt(srv):
+    text = srv.stderr_text()
+    if not text.strip():
+        return ""
+    lines = text.splitlines()[-40:]
+    return "\n    stderr of %s (last %d lines):\n      %s" % (srv.label, len(lines),
+                                                          "\n      ".join(lines))
+
+
+# -- the runner -----------------------------------------------------------------------------
+
+def parse_args(argv):
+    if "--" in argv:
+        i = argv.index("--")
+        argv, extra = argv[:i], argv[i + 1:]
+    else:
+        extra = []
+    p = argparse.ArgumentParser(
+        description="Black-box conformance suite for the triad servers.",
+        epilog="Arguments after -- are passed to every server instance.")
+    p.add_argument("--server", required=True, help="path to a triad-<model> binary")
+    p.add_argument("--model", help="model name (default: the binary name after 'triad-')")
+    p.add_argument("-k", dest="k", default="", metavar="SUBSTRING",
+                   help="run only checks whose name contains SUBSTRING")
+    p.add_argument("--list", action="store_true", help="list check names and exit")
+    p.add_argument("--keep-tmp", action="store_true",
+                   help="keep the temporary directory (databases, stderr files)")
+    opts = p.parse_args(argv)
+    opts.extra = extra
+    opts.server = os.path.abspath(opts.server)     # servers run in the temporary directory
+    if not opts.model:
+        base = os.path.basename(opts.server)
+        opts.model = base[len("triad-"):] if base.startswith("triad-") else base
+    return opts
+
+
+class Reporter:
+    def __init__(self):
+        self.passed = []
+        self.failed = []
+
+    def ok(self, name):
+        self.passed.append(name)
+        print("ok %s" % name, flush=True)
+
+    def fail(self, name, reason):
+        self.failed.append(name)
+        lines = str(reason).splitlines() or ["(no reason)"]
+        print("FAIL %s: %s" % (name, lines[0]), flush=True)
+        for line in lines[1:]:
+            print("    %s" % line, flush=True)
+
+
+def run_one(ctx, rep, name, fn):
+    first_new = len(ctx.servers)
+    reason = None
+    try:
+        fn(ctx)
+    except CheckFailure as e:
+        reason = str(e)
+    except httpraw.ProtocolError as e:
+        reason = "HTTP protocol error: %s" % e
+    except (TimeoutError, OSError) as e:
+        reason = "%s: %s" % (type(e).__name__, e)
+    except Exception as e:      # a bug in the suite, or a response it cannot digest
+        tb = traceback.format_exc().rstrip()
+        reason = "unexpected %s: %s\n%s" % (type(e).__name__, e, tb)
+    if reason is None:
+        rep.ok(name)
+        return
+    # Instances this check started are not printed at the end: show their stderr here.
+    for srv in ctx.servers[first_new:]:
+        excerpt = stderr_excerpt(srv)
+        if excerpt and excerpt.strip() not in reason:
+            reason += excerpt
+    rep.fail(name, reason)
+
+
+def main(argv):
+    opts = parse_args(argv)
+    if opts.list:
+        for (name, _) in CHECKS:
+            print(name)
+        return 0
+    selected = [(n, f) for (n, f) in CHECKS if opts.k in n]
+    if not selected:
+        print("FAIL selection: no check name contains %r (use --list)" % opts.k)
+        return 1
+    rep = Reporter()
+    if not (os.path.isfile(opts.server) and os.access(opts.server, os.X_OK)):
+        rep.fail("server.start", "%s is not an executable file" % opts.server)
+        return 1
+    workdir = tempfile.mkdtemp(prefix="triad-conformance-")
+    ctx = Ctx(opts, workdir)
+    try:
+        main_srv = ServerProc(opts.server, os.path.join(workdir, "triad.db"), opts.extra,
+                              workdir, "main")
+        ctx.servers.append(main_srv)
+        try:
+            main_srv.start()
+        except StartupError as e:
+            main_srv.kill()
+            rep.fail("server.start", "%s: %s" % (" ".join(main_srv.command()), e))
+            return finish(ctx, rep)
+        ctx.server = main_srv
+        print("# %s (model %s) on %s:%d, database %s"
+              % (" ".join(main_srv.command()), opts.model, main_srv.host, main_srv.port,
+                 main_srv.db_path), flush=True)
+        rep.ok("server.start")
+        for (name, fn) in selected:
+            if not main_srv.running():
+                rep.fail(name, "the server is not running (%s)"
+                         % describe_status(main_srv.proc.returncode))
+                continue
+            run_one(ctx, rep, name, fn)
+        for srv in ctx.servers:
+            if srv is not main_srv:
+                srv.kill()      # only left running when its check already failed
+        was_running = main_srv.running()
+        rc = main_srv.stop()
+        if not was_running:
+            rep.fail("server.shutdown", "the server had already exited (%s) before SIGTERM"
+                     % describe_status(rc))
+        elif rc is None:
+            rep.fail("server.shutdown", "did not exit within %d s of SIGTERM" % SHUTDOWN_TIMEOUT)
+        elif rc != 0:
+            rep.fail("server.shutdown", "%s after SIGTERM, expected exit status 0"
+                     % describe_status(rc))
+        else:
+            rep.ok("server.shutdown")
+        reports = []
+        for srv in ctx.servers:
+            found = srv.sanitizer_reports()
+            if found:
+                reports.append("%s: %s" % (srv.label, ", ".join(found)))
+        if reports:
+            rep.fail("server.sanitizers", "sanitizer reports on stderr: " + "; ".join(reports))
+        else:
+            rep.ok("server.sanitizers")
+        return finish(ctx, rep)
+    finally:
+        for srv in ctx.servers:
+            srv.kill()
+        if opts.keep_tmp:
+            print("# kept %s" % workdir)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def finish(ctx, rep):
+    if rep.failed:
+        for srv in ctx.servers[:1]:     # the main instance; others are shown with their check
+            text = srv.stderr_text()
+            if text.strip():
+                lines = text.splitlines()
+                print("--- stderr of %s (%s), last %d of %d lines ---"
+                      % (srv.label, " ".join(srv.command()), min(len(lines), STDERR_TAIL_LINES),
+                         len(lines)))
+                print("\n".join(lines[-STDERR_TAIL_LINES:]))
+                print("--- end of stderr of %s ---" % srv.label)
+    total = len(rep.passed) + len(rep.failed)
+    print("%d checks, %d passed, %d failed" % (total, len(rep.passed), len(rep.failed)))
+    if rep.failed:
+        print("failed: " + " ".join(rep.failed))
+        return 1
+    return 0
+
+
+class Interrupted(BaseException):
+    pass
+
+
+def _interrupted(signum, frame):
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def entry():
+    # Servers run in their own sessions, so a SIGTERM/SIGINT to the suite (a test runner's
+    # timeout, ^C) must unwind through main's cleanup, which kills them.
+    signal.signal(signal.SIGTERM, _interrupted)
+    signal.signal(signal.SIGINT, _interrupted)
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except Interrupted as e:
+        print("interrupted by %s" % e, flush=True)
+        sys.exit(1)

@@ -1,0 +1,86 @@
+/* driver.c - the synchronous test executor (see driver.h). */
+#include "driver.h"
+
+#include "check.h"
+#include "db.h"
+#include "req_impl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *const drv_ctype[] = {
+    [REQ_CT_JSON] = "application/json",
+    [REQ_CT_TEXT] = "text/plain",
+    [REQ_CT_HTML] = "text/html; charset=utf-8",
+    [REQ_CT_PROMETHEUS] = "text/plain; version=0.0.4",
+};
+
+/* Splits "a=1&b=2" in place into arguments. */
+static void drv_args(struct req *r, char *query)
+{
+    for (char *tok = strtok(query, "&"); tok != NULL; tok = strtok(NULL, "&")) {
+        char *eq = strchr(tok, '=');
+        if (eq)
+            *eq++ = '\0';
+        req_arg_add(r, tok, eq ? eq : NULL, eq ? strlen(eq) : 0);
+    }
+}
+
+static void drv_run(struct req *r, struct db *db, struct drv_response *out)
+{
+    enum req_wait w;
+    while ((w = req_step(r)) != REQ_DONE) {
+        out->waits++;
+        if (w == REQ_DB)
+            req_db_run(r, db);
+    }
+}
+
+int drv_request(struct db *db, const char *method, const char *target, const char *ctype,
+                const char *body, size_t body_len, struct drv_response *out)
+{
+    struct req r;
+    struct req_limits lim = {.max_body = 65536};
+    char path[2048];
+    memset(out, 0, sizeof(*out));
+    snprintf(path, sizeof(path), "%s", target);
+    char *q = strchr(path, '?');
+    if (q)
+        *q++ = '\0';
+    req_init(&r, NULL);
+    req_route(&r, method, path);
+    if (q)
+        drv_args(&r, q);
+    req_content_type_set(&r, ctype);
+    if (body != NULL)
+        req_body_append(&r, body, body_len, &lim);
+    if (!req_input_done(&r))
+        drv_run(&r, db, out);
+    out->status = r.status;
+    out->ctype = r.status == 204 ? NULL : drv_ctype[r.ctype];
+    if (r.hdr_name) {
+        snprintf(out->hdr_name, sizeof(out->hdr_name), "%s", r.hdr_name);
+        snprintf(out->hdr_value, sizeof(out->hdr_value), "%s", r.hdr_value);
+    }
+    int rc = r.out_len < sizeof(out->body) ? 0 : -1;
+    if (rc == 0) {
+        memcpy(out->body, r.out, r.out_len);
+        out->body[r.out_len] = '\0';
+        out->len = r.out_len;
+    }
+    req_release(&r);
+    return rc;
+}
+
+const char *drv_temp_db(void)
+{
+    static char path[256];
+    char dir[] = "/tmp/triad-unit-XXXXXX";
+    char err[256];
+    TRIAD_ASSERT(mkdtemp(dir) != NULL, "mkdtemp");
+    snprintf(path, sizeof(path), "%s/triad.db", dir);
+    TRIAD_ASSERT(db_setup(path, err, sizeof(err)) == 0, err);
+    return path;
+}

@@ -1,0 +1,161 @@
+#!/usr/bin/python3
+"""Smoke test of the benchmark runner (meson test --suite workloads).
+
+Runs workloads/tests/smoke.toml (one tiny closed-loop, open-loop and idle step) against
+triad-baseline-hello into a temporary directory and checks that every output exists and
+parses: results.json, results.csv, report.md with its claims table, and valid PNG files.
+Then feeds made-up numbers to the claims evaluator to check that each verdict is reachable.
+Nothing here depends on timing or on the numbers measured. Exit 77 (skip) when a tool the
+runner needs (wrk, h2load, taskset, matplotlib) is missing.
+"""
+
+import argparse
+import csv
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WORKLOADS = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(WORKLOADS, "runner"))
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def skip(why):
+    print("SKIP: " + why)
+    sys.exit(77)
+
+
+def check(cond, what):
+    if not cond:
+        print("FAIL: " + what)
+        sys.exit(1)
+
+
+def run_runner(build_dir, out):
+    cmd = [sys.executable, os.path.join(WORKLOADS, "runner", "bench.py"),
+           "--build-dir", build_dir, "--scenario-file", os.path.join(HERE, "smoke.toml"),
+           "--model", "baseline", "--duration", "1", "--warmup", "0", "--repeats", "1",
+           "--out", out]
+    print("$ " + " ".join(cmd), flush=True)
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                       timeout=240)
+    print(p.stdout)
+    check(p.returncode == 0, "runner exited with %d" % p.returncode)
+    return p.stdout
+
+
+def check_outputs(out, stdout):
+    with open(os.path.join(out, "results.json")) as f:
+        doc = json.load(f)
+    points = doc["points"]
+    kinds = sorted({p["kind"] for p in points})
+    check(kinds == ["idle", "open-loop", "wrk"], "one point of each kind, got %s" % kinds)
+    for p in points:
+        check(not p.get("error"), "point %s/%s failed: %s" % (p["scenario"], p["step"],
+                                                            p.get("error")))
+        check(p["summary"]["n"] == 1, "one run per point")
+    by_kind = {p["kind"]: p["summary"]["median"] for p in points}
+    check(by_kind["wrk"].get("requests", 0) > 0, "wrk completed requests")
+    check(by_kind["open-loop"].get("requests", 0) > 0, "h2load completed requests")
+    check(by_kind["idle"].get("idle_ok") == 20, "20 idle connections answered")
+    check("srv_rss_peak_mib" in by_kind["wrk"], "server sampled from /proc")
+    check(len(doc["claims"]) >= 5, "claims evaluated")
+
+    with open(os.path.join(out, "results.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    check(len(rows) == len(points), "one CSV row per point")
+    check(all(r["model"] == "baseline" for r in rows), "CSV rows name the model")
+
+    with open(os.path.join(out, "report.md")) as f:
+        md = f.read()
+    for needle in ("## Machine", "## Versions", "## Claims",
+                   "| claim | scenario | triad measured | verdict |", "pinning"):
+        check(needle in md, "report.md contains %r" % needle)
+    pngs = [f for f in os.listdir(out) if f.endswith(".png")]
+    check(sorted(pngs) == ["latency.png", "memory.png", "throughput.png"],
+          "three plots, got %s" % pngs)
+    for name in pngs:
+        with open(os.path.join(out, name), "rb") as f:
+            check(f.read(8) == PNG_MAGIC, "%s is a PNG" % name)
+        check("](%s)" % name in md, "report.md links %s" % name)
+    check("claims:" in stdout and "req/s" in stdout, "summary table printed")
+
+
+def fake_point(scenario, step, model, mode, conns, rps, **extra):
+    med = {"rps": rps, "requests": rps, "errors_total": 0}
+    med.update(extra)
+    return {"scenario": scenario, "step": step, "kind": "wrk", "model": model, "mode": mode,
+            "connections": conns, "variables": {},
+            "summary": {"median": med, "min": dict(med), "max": dict(med), "n": 3}}
+
+
+def check_claims():
+    """The claims logic on made-up numbers: each verdict must be reachable."""
+    import claims
+
+    models = [{"name": n, "role": r, "built": True}
+              for n, r in (("threaded", "python"), ("evloop", "node"), ("coro", "go"),
+                           ("baseline", "floor"))]
+    pts = [
+        fake_point("cpu-bound", "cpu-5ms", "coro", "default", 8, 400),
+        fake_point("cpu-bound", "cpu-5ms", "evloop", "default", 8, 190),
+        fake_point("cpu-bound", "cpu-5ms", "threaded", "default", 8, 380),
+        fake_point("cpu-bound", "cpu-5ms", "threaded", "gil", 8, 190),
+        fake_point("io-bound", "io-50ms", "evloop", "default", 1000, 19000, little_frac=0.95,
+                   little_rps=20000),
+        fake_point("idle", "idle", "coro", "default", 10000, 0, kib_per_conn=6.0,
+                   threads_per_conn=0.0, idle_alive_open=10000),
+    ]
+    pts.append(dict(fake_point("head-of-line", "json-alone", "evloop", "default", 50, 200,
+                               lat_p99_ms=0.5, lat_p50_ms=0.2), kind="open-loop"))
+    pts.append(dict(fake_point("head-of-line", "json+cpu50ms", "evloop", "default", 50, 200,
+                               lat_p99_ms=48.0, lat_p50_ms=3.0), kind="open-loop"))
+    doc = {"points": pts, "models": models, "pinning": {"server_cores": 2}}
+    verdicts = {c["id"]: c["verdict"] for c in claims.evaluate(doc)}
+    check(verdicts["go-vs-node-cpu"].startswith("supported"), verdicts["go-vs-node-cpu"])
+    check(verdicts["node-io"] == "supported", verdicts["node-io"])
+    check(verdicts["python-slower"].startswith("supported"), verdicts["python-slower"])
+    check(verdicts["go-connections"] == "supported", verdicts["go-connections"])
+    check(verdicts["node-chokes"].startswith("supported"), verdicts["node-chokes"])
+    # the same run without evloop and coro: their claims are "not tested yet"
+    doc["points"] = [p for p in pts if p["model"] == "threaded"]
+    verdicts = {c["id"]: c["verdict"] for c in claims.evaluate(doc)}
+    check(verdicts["go-vs-node-cpu"].startswith("not tested yet"), verdicts["go-vs-node-cpu"])
+    check(verdicts["python-slower"].startswith("supported"), verdicts["python-slower"])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build-dir", required=True)
+    ap.add_argument("--keep", action="store_true", help="keep the results directory")
+    a = ap.parse_args()
+
+    for tool in ("wrk", "h2load", "taskset"):
+        if shutil.which(tool) is None:
+            skip("%s is not installed (docker/install-deps.sh installs it)" % tool)
+    if importlib.util.find_spec("matplotlib") is None:
+        skip("matplotlib is missing for %s (Debian: python3-matplotlib)" % sys.executable)
+    if not os.path.exists(os.path.join(a.build_dir, "workloads", "triad-baseline-hello")):
+        check(False, "triad-baseline-hello is not built in %s" % a.build_dir)
+
+    check_claims()
+    out = tempfile.mkdtemp(prefix="triad-bench-smoke-")
+    try:
+        stdout = run_runner(a.build_dir, out)
+        check_outputs(out, stdout)
+    finally:
+        if a.keep:
+            print("kept " + out)
+        else:
+            shutil.rmtree(out, ignore_errors=True)
+    print("OK")
+
+
+if __name__ == "__main__":
+    main()
