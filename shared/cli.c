@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CLI_COMMON_COUNT 8
+#define CLI_COMMON_COUNT 9
 
 static void cli_common_table(struct cli_common *c, struct cli_opt t[CLI_COMMON_COUNT])
 {
@@ -25,6 +25,8 @@ static void cli_common_table(struct cli_common *c, struct cli_opt t[CLI_COMMON_C
          "close connections idle this many seconds; 0 never"},
         {"drain-timeout", CLI_INT, &c->drain_timeout, 0, 3600, "S",
          "on SIGTERM, wait this long for requests in flight"},
+        {"conn-buffer", CLI_INT, &c->conn_buffer, 4096, 1 << 20, "BYTES",
+         "per-connection buffer: request line and headers must fit (431 otherwise)"},
     };
     memcpy(t, table, sizeof(table));
 }
@@ -40,6 +42,9 @@ void cli_common_defaults(struct cli_common *c)
         .max_connections = 10000,
         .idle_timeout = 60,
         .drain_timeout = 30,
+        /* libmicrohttpd's pool, zeroed after every request, so each idle keep-alive
+         * connection keeps it resident: 8 KiB (nginx's header buffer size), not MHD's 32. */
+        .conn_buffer = 8192,
     };
 }
 

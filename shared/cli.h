@@ -36,6 +36,7 @@ struct cli_common {
     long long max_connections;
     long long idle_timeout;
     long long drain_timeout;
+    long long conn_buffer;
 };
 
 struct cli_model {

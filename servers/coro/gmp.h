@@ -21,6 +21,7 @@
 #define RUNQ_SIZE         256 /* runtime2.go: runq [256]guintptr */
 #define GFREE_LOCAL_MAX   64  /* proc.go gfput: move a batch to the global list at 64 ... */
 #define GFREE_LOCAL_KEEP  32  /* ... until 32 remain */
+#define GFREE_GLOBAL_MAX  1024 /* beyond this, stacks are unmapped (Go's GC frees them) */
 #define STEAL_TRIES       4   /* proc.go stealWork: stealTries */
 #define GLOBAL_CHECK_TICK 61  /* proc.go findRunnable: schedtick%61 == 0 */
 #define NETPOLL_EVENTS    128 /* netpoll_epoll.go: var events [128]epollevent */

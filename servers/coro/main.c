@@ -217,7 +217,7 @@ static void coro_shard_main(void *arg)
         MHD_run(http_server_daemon(s->http));
         coro_pollfd_wait(s->pd, coro_shard_timeout(s));
     }
-    coro_pollfd_close(s->pd);
+    /* The poll descriptor outlives us: the main thread may still be kicking it. */
     http_server_stop(s->http);
 }
 
@@ -231,7 +231,7 @@ static int coro_shards_start(void)
                    .max_inflight = (unsigned)coro.common.max_inflight,
                    .max_connections = (unsigned)coro.common.max_connections,
                    .idle_timeout_s = (unsigned)coro.common.idle_timeout,
-                   .conn_memory = 32 * 1024},
+                   .conn_memory = (size_t)coro.common.conn_buffer},
     };
     for (unsigned i = 0; i < coro.nshards; i++) {
         struct shard *s = &coro.shards[i];
@@ -330,6 +330,8 @@ static int coro_serve(void)
     for (unsigned i = 0; i < coro.nshards; i++)
         coro_pollfd_kick(coro.shards[i].pd);
     coro_wait_idle();
+    for (unsigned i = 0; i < coro.nshards; i++)
+        coro_pollfd_close(coro.shards[i].pd);
     coro_stop();
     dbpool_close();
     return 0;

@@ -362,16 +362,28 @@ static void gfput(struct p *pp, struct g *gp)
     pp->gfree = gp;
     if (++pp->gfree_n < GFREE_LOCAL_MAX)
         return;
+    struct g *excess = NULL;
     pthread_mutex_lock(&sched.lock);
     while (pp->gfree_n > GFREE_LOCAL_KEEP) {
         struct g *g1 = pp->gfree;
         pp->gfree = g1->schedlink;
         pp->gfree_n--;
+        if (sched.gfree_n >= GFREE_GLOBAL_MAX) { /* after a burst: give the memory back */
+            g1->schedlink = excess;
+            excess = g1;
+            continue;
+        }
         g1->schedlink = sched.gfree;
         sched.gfree = g1;
         sched.gfree_n++;
     }
     pthread_mutex_unlock(&sched.lock);
+    while (excess) {
+        struct g *next = excess->schedlink;
+        stack_destroy(&excess->stack);
+        free(excess);
+        excess = next;
+    }
 }
 
 static void g_entry(void *arg);

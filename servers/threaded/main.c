@@ -200,7 +200,7 @@ static int threaded_http_start(void)
                    .max_inflight = (unsigned)threaded.common.max_inflight,
                    .max_connections = (unsigned)threaded.common.max_connections,
                    .idle_timeout_s = (unsigned)threaded.common.idle_timeout,
-                   .conn_memory = 32 * 1024},
+                   .conn_memory = (size_t)threaded.common.conn_buffer},
     };
     if (threaded.threads == 0)
         cfg.mhd_flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
