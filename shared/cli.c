@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CLI_COMMON_COUNT 9
+#define CLI_COMMON_COUNT 12
 
 static void cli_common_table(struct cli_common *c, struct cli_opt t[CLI_COMMON_COUNT])
 {
@@ -27,6 +27,11 @@ static void cli_common_table(struct cli_common *c, struct cli_opt t[CLI_COMMON_C
          "on SIGTERM, wait this long for requests in flight"},
         {"conn-buffer", CLI_INT, &c->conn_buffer, 4096, 1 << 20, "BYTES",
          "per-connection buffer: request line and headers must fit (431 otherwise)"},
+        {"max-url", CLI_INT, &c->max_url, 16, 1 << 20, "BYTES",
+         "path plus query arguments (414 beyond)"},
+        {"max-headers", CLI_INT, &c->max_headers, 1, 10000, "N", "request headers (431 beyond)"},
+        {"read-timeout", CLI_INT, &c->read_timeout, 1, 3600, "S",
+         "a request body must arrive within this; a request head within --idle-timeout"},
     };
     memcpy(t, table, sizeof(table));
 }
@@ -45,6 +50,9 @@ void cli_common_defaults(struct cli_common *c)
         /* libmicrohttpd's pool, zeroed after every request, so each idle keep-alive
          * connection keeps it resident: 8 KiB (nginx's header buffer size), not MHD's 32. */
         .conn_buffer = 8192,
+        .max_url = 4096,
+        .max_headers = 64,
+        .read_timeout = 30,
     };
 }
 

@@ -37,6 +37,9 @@ struct cli_common {
     long long idle_timeout;
     long long drain_timeout;
     long long conn_buffer;
+    long long max_url;
+    long long max_headers;
+    long long read_timeout;
 };
 
 struct cli_model {

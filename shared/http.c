@@ -2,6 +2,8 @@
 #include "http.h"
 
 #include "check.h"
+#include "cli.h"
+#include "conn.h"
 #include "metrics.h"
 #include "req_impl.h"
 #include "route.h"
@@ -19,6 +21,7 @@ struct http_server {
     struct MHD_Daemon *daemon;
     const struct http_model *model;
     struct req_limits req_limits;
+    struct http_limits limits;
     unsigned max_inflight;
     void *daemon_ctx;
     char server_header[64]; /* "triad/0.1.0 (threaded)" */
@@ -59,6 +62,14 @@ static const char *const http_ctype[] = {
     [REQ_CT_HTML] = "text/html; charset=utf-8",
     [REQ_CT_PROMETHEUS] = "text/plain; version=0.0.4",
 };
+
+/* The connection-table entry of a connection (conn.h); NULL if it is not tracked. */
+static struct conn *http_conn_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info ? info->socket_context : NULL;
+}
 
 /* ---- queueing the response --------------------------------------------------------------- */
 
@@ -108,6 +119,38 @@ static struct http_req *http_req_create(struct http_server *srv, struct MHD_Conn
     return h;
 }
 
+/* Counts the request's header fields and the bytes of its query arguments. */
+struct http_sizes {
+    size_t arg_bytes;
+    unsigned headers;
+};
+
+static enum MHD_Result http_size_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    size_t key_size, const char *value, size_t value_size)
+{
+    (void)key;
+    (void)value;
+    struct http_sizes *sz = cls;
+    if (kind == MHD_HEADER_KIND)
+        sz->headers++;
+    else
+        sz->arg_bytes += key_size + value_size + 2; /* '&' or '?', and '=' */
+    return MHD_YES;
+}
+
+/* The request-size limits that libmicrohttpd does not enforce itself (its buffer bounds the
+ * head as a whole: --conn-buffer). */
+static void http_check_sizes(struct http_server *srv, struct MHD_Connection *conn,
+                             const char *url, struct req *r)
+{
+    struct http_sizes sz = {0};
+    MHD_get_connection_values_n(conn, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, http_size_cb, &sz);
+    if (strlen(url) + sz.arg_bytes > srv->limits.max_url)
+        req_reply_error(r, 414, "request target too long");
+    else if (sz.headers > srv->limits.max_headers)
+        req_reply_error(r, 431, "too many request header fields");
+}
+
 static enum MHD_Result http_begin(struct http_server *srv, struct MHD_Connection *conn,
                                   const char *url, const char *method, void **req_cls)
 {
@@ -116,8 +159,10 @@ static enum MHD_Result http_begin(struct http_server *srv, struct MHD_Connection
         return MHD_NO;
     *req_cls = h;
     metrics_request_begin();
+    conn_phase_set(http_conn_of(conn), CONN_BODY);
     struct req *r = &h->req;
     req_route(r, method, url);
+    http_check_sizes(srv, conn, url, r);
     MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, http_arg_cb, r);
     req_content_type_set(r, MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                         MHD_HTTP_HEADER_CONTENT_TYPE));
@@ -152,6 +197,7 @@ static bool http_admit(struct http_req *h)
 static enum MHD_Result http_run(struct http_req *h)
 {
     h->state = HTTP_REQ_RUNNING;
+    conn_phase_set(http_conn_of(h->conn), CONN_BUSY);
     if (!req_input_done(&h->req) && http_admit(h))
         h->srv->model->start_cb(&h->req);
     /* If the model suspended the request it may already be running on another thread:
@@ -201,7 +247,6 @@ static void http_completed_cb(void *cls, struct MHD_Connection *conn, void **req
                               enum MHD_RequestTerminationCode toe)
 {
     (void)cls;
-    (void)conn;
     (void)toe;
     struct http_req *h = *req_cls;
     if (h == NULL)
@@ -211,22 +256,68 @@ static void http_completed_cb(void *cls, struct MHD_Connection *conn, void **req
      * calling the handler again. The model has let go of it by then (it resumed it). */
     if (h->admitted)
         atomic_fetch_sub_explicit(&http_admitted, 1, memory_order_relaxed);
+    conn_phase_set(http_conn_of(conn), CONN_HEAD); /* waiting for the next request now */
     req_release(&h->req);
     free(h);
     *req_cls = NULL;
     metrics_request_end();
 }
 
+static int http_hex(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 static void http_connection_cb(void *cls, struct MHD_Connection *conn, void **socket_ctx,
                                enum MHD_ConnectionNotificationCode toe)
 {
-    (void)cls;
-    (void)conn;
-    (void)socket_ctx;
-    if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+    struct http_server *srv = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         atomic_fetch_add_explicit(&http_open_connections, 1, memory_order_relaxed);
-    else
+        const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (info)
+            *socket_ctx = conn_open(info->connect_fd, srv->limits.idle_timeout_s,
+                                    srv->limits.read_timeout_s);
+    } else {
         atomic_fetch_sub_explicit(&http_open_connections, 1, memory_order_relaxed);
+        conn_close(*socket_ctx); /* before libmicrohttpd closes the descriptor */
+        *socket_ctx = NULL;
+    }
+}
+
+void http_sweep(void)
+{
+    conn_sweep();
+}
+
+/* Decodes %XX escapes in the path and arguments, except %00 and malformed ones, which stay as
+ * they are: a NUL byte would make the C string the handler sees say less than the client sent
+ * ("/json%00x" would route as "/json"). Never lengthens the string, as libmicrohttpd
+ * requires. */
+static size_t http_unescape_cb(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    char *out = s;
+    for (const char *in = s; *in != '\0';) {
+        int hi, lo;
+        if (in[0] == '%' && (hi = http_hex(in[1])) >= 0 && (lo = http_hex(in[2])) >= 0 &&
+            (hi | lo) != 0) {
+            *out++ = (char)(hi * 16 + lo);
+            in += 3;
+        } else {
+            *out++ = *in++;
+        }
+    }
+    *out = '\0';
+    return (size_t)(out - s);
 }
 
 /* ---- suspend and resume ------------------------------------------------------------------ */
@@ -265,6 +356,7 @@ int http_server_start(const struct http_config *cfg, struct http_server **out)
     srv->model = cfg->model;
     srv->req_limits.max_body = cfg->limits.max_body;
     srv->max_inflight = cfg->limits.max_inflight;
+    srv->limits = cfg->limits;
     srv->daemon_ctx = cfg->daemon_ctx;
     snprintf(srv->server_header, sizeof(srv->server_header), "triad/%s (%s)", TRIAD_VERSION,
              cfg->model->name);
@@ -272,7 +364,8 @@ int http_server_start(const struct http_config *cfg, struct http_server **out)
     srv->daemon = MHD_start_daemon(
         cfg->mhd_flags | MHD_USE_ITC, 0, NULL, NULL, http_access_cb, srv,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)cfg->listen_fd, MHD_OPTION_NOTIFY_COMPLETED,
-        http_completed_cb, srv, MHD_OPTION_NOTIFY_CONNECTION, http_connection_cb, srv, MHD_OPTION_CONNECTION_LIMIT, cfg->limits.max_connections,
+        http_completed_cb, srv, MHD_OPTION_NOTIFY_CONNECTION, http_connection_cb, srv,
+        MHD_OPTION_UNESCAPE_CALLBACK, http_unescape_cb, srv, MHD_OPTION_CONNECTION_LIMIT, cfg->limits.max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, cfg->limits.idle_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, cfg->limits.conn_memory, MHD_OPTION_THREAD_STACK_SIZE,
         cfg->thread_stack_size, MHD_OPTION_END);
@@ -301,6 +394,20 @@ void http_server_stop(struct http_server *s)
     TRIAD_ASSERT(atomic_load(&http_suspended) == 0, "stopping a daemon with suspended requests");
     MHD_stop_daemon(s->daemon);
     free(s);
+}
+
+struct http_limits http_limits_from(const struct cli_common *c)
+{
+    return (struct http_limits){
+        .max_body = (size_t)c->max_body,
+        .max_inflight = (unsigned)c->max_inflight,
+        .max_connections = (unsigned)c->max_connections,
+        .idle_timeout_s = (unsigned)c->idle_timeout,
+        .read_timeout_s = (unsigned)c->read_timeout,
+        .conn_memory = (size_t)c->conn_buffer,
+        .max_url = (size_t)c->max_url,
+        .max_headers = (unsigned)c->max_headers,
+    };
 }
 
 unsigned http_connections(void)

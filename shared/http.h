@@ -47,9 +47,16 @@ struct http_limits {
     size_t max_body;              /* bytes; more gives 413 */
     unsigned max_inflight;        /* admitted requests in this process; more gives 503 */
     unsigned max_connections;     /* per daemon; excess connections wait in the backlog */
-    unsigned idle_timeout_s;      /* close a connection idle this long; 0 = never */
+    unsigned idle_timeout_s;      /* a request head must arrive within this; 0 = never */
+    unsigned read_timeout_s;      /* a request body must arrive within this */
     size_t conn_memory;           /* per-connection buffer for the request line and headers */
+    size_t max_url;               /* path plus query arguments; more gives 414 */
+    unsigned max_headers;         /* more gives 431 */
 };
+
+struct cli_common;
+/* The limits every model takes from the common command line. */
+struct http_limits http_limits_from(const struct cli_common *c);
 
 struct http_config {
     const struct http_model *model;
@@ -69,6 +76,10 @@ void http_server_quiesce(struct http_server *s);
 void http_server_stop(struct http_server *s);
 /* Open connections in this process, over all its daemons. Any thread. */
 unsigned http_connections(void);
+
+/* Closes connections that are too slow to deliver a request (conn.h). Every model calls it
+ * about once a second, from any thread. */
+void http_sweep(void);
 
 /* See the contract above. suspend: only inside start_cb. resume: from any thread, once.
  *

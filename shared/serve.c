@@ -3,6 +3,7 @@
 
 #include "check.h"
 #include "db.h"
+#include "http.h"
 #include "metrics.h"
 #include "triad_config.h"
 
@@ -27,16 +28,21 @@ void serve_signals_block(sigset_t *set)
     sigaddset(set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, set, NULL);
     /* libmicrohttpd sends with MSG_NOSIGNAL, but a stray write to a closed pipe must never
-     * kill a server. */
+     * kill a server; nor must a file-size limit (sqlite then gets EFBIG: a full disk, a 503). */
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN);
 }
 
 int serve_signal_wait(const sigset_t *set)
 {
-    int sig = 0;
-    while (sigwait(set, &sig) != 0)
-        ;
-    return sig;
+    struct timespec tick = {1, 0};
+    for (;;) {
+        int sig = sigtimedwait(set, NULL, &tick);
+        if (sig > 0)
+            return sig;
+        if (errno == EAGAIN) /* a second without a signal: the connection sweep's turn */
+            http_sweep();
+    }
 }
 
 void serve_rlimit_raise(void)

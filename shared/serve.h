@@ -15,7 +15,8 @@
 /* Blocks SIGINT and SIGTERM in the calling thread (and so in every thread it creates),
  * ignores SIGPIPE, and returns the set to wait on. */
 void serve_signals_block(sigset_t *set);
-/* Waits for a signal in `set` and returns its number. */
+/* Waits for a signal in `set` and returns its number; meanwhile sweeps slow connections once
+ * a second (http_sweep). */
 int serve_signal_wait(const sigset_t *set);
 
 /* Raises RLIMIT_NOFILE's soft limit to the hard limit: 10,000 connections need 10,000 fds. */

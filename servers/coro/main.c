@@ -227,11 +227,7 @@ static int coro_shards_start(void)
     struct http_config cfg = {
         .model = &coro_model,
         .mhd_flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME,
-        .limits = {.max_body = (size_t)coro.common.max_body,
-                   .max_inflight = (unsigned)coro.common.max_inflight,
-                   .max_connections = (unsigned)coro.common.max_connections,
-                   .idle_timeout_s = (unsigned)coro.common.idle_timeout,
-                   .conn_memory = (size_t)coro.common.conn_buffer},
+        .limits = http_limits_from(&coro.common),
     };
     for (unsigned i = 0; i < coro.nshards; i++) {
         struct shard *s = &coro.shards[i];

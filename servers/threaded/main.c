@@ -196,11 +196,7 @@ static int threaded_http_start(void)
     struct http_config cfg = {
         .model = &threaded_model,
         .listen_fd = threaded.listen_fd,
-        .limits = {.max_body = (size_t)threaded.common.max_body,
-                   .max_inflight = (unsigned)threaded.common.max_inflight,
-                   .max_connections = (unsigned)threaded.common.max_connections,
-                   .idle_timeout_s = (unsigned)threaded.common.idle_timeout,
-                   .conn_memory = (size_t)threaded.common.conn_buffer},
+        .limits = http_limits_from(&threaded.common),
     };
     if (threaded.threads == 0)
         cfg.mhd_flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
