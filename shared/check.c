@@ -9,8 +9,7 @@ static const char *log_progname = "triad";
 
 void triad_panic(const char *func, const char *file, int line, const char *cond, const char *msg)
 {
-    fprintf(stderr, "%s: panic in %s (%s:%d): %s: %s\n", log_progname, func, file, line, cond,
-            msg);
+    fprintf(stderr, "%s: panic in %s (%s:%d): %s: %s\n", log_progname, func, file, line, cond, msg);
     abort();
 }
 

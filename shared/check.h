@@ -17,7 +17,8 @@
 
 #define TRIAD_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
-#define TRIAD_CONTAINER_OF(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+#define TRIAD_CONTAINER_OF(ptr, type, member)                                                      \
+    ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 /* Prints "triad: panic in FUNC (FILE:LINE): COND: MSG" to stderr and aborts. */
 _Noreturn void triad_panic(const char *func, const char *file, int line, const char *cond,

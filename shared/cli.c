@@ -59,9 +59,15 @@ void cli_common_defaults(struct cli_common *c)
 static void cli_default_text(const struct cli_opt *o, char *buf, size_t len)
 {
     switch (o->kind) {
-    case CLI_INT: snprintf(buf, len, "%lld", *(long long *)o->dest); break;
-    case CLI_FLAG: snprintf(buf, len, "%s", *(bool *)o->dest ? "on" : "off"); break;
-    case CLI_STRING: snprintf(buf, len, "%s", *(const char **)o->dest); break;
+    case CLI_INT:
+        snprintf(buf, len, "%lld", *(long long *)o->dest);
+        break;
+    case CLI_FLAG:
+        snprintf(buf, len, "%s", *(bool *)o->dest ? "on" : "off");
+        break;
+    case CLI_STRING:
+        snprintf(buf, len, "%s", *(const char **)o->dest);
+        break;
     }
 }
 
@@ -132,8 +138,8 @@ int cli_parse(int argc, char **argv, const struct cli_model *m, struct cli_commo
         }
         const char *eq = strchr(arg, '=');
         size_t len = eq ? (size_t)(eq - arg) - 2 : strlen(arg) - 2;
-        const struct cli_opt *o = strncmp(arg, "--", 2) == 0 ? cli_find(arg + 2, len, common, m)
-                                                              : NULL;
+        const struct cli_opt *o =
+            strncmp(arg, "--", 2) == 0 ? cli_find(arg + 2, len, common, m) : NULL;
         if (o == NULL) {
             fprintf(stderr, "%s: unknown option '%s' (see --help)\n", m->prog, arg);
             return -EINVAL;

@@ -11,8 +11,8 @@
 struct conn {
     int fd;
     unsigned head_timeout_ms, body_timeout_ms; /* 0: no deadline */
-    _Atomic int phase;                        /* enum conn_phase */
-    _Atomic uint64_t since_ms;                /* when the current phase began */
+    _Atomic int phase;                         /* enum conn_phase */
+    _Atomic uint64_t since_ms;                 /* when the current phase began */
     struct conn *prev, *next;
 };
 

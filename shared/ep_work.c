@@ -9,7 +9,6 @@
 #include "cpu.h"
 #include "param.h"
 
-
 #define WORK_MS_MAX    10000u /* one wait: at most ten seconds */
 #define WORK_CALLS_MAX 1000u  /* one fan-out: at most a thousand concurrent waits */
 

@@ -15,9 +15,9 @@
 #include <stdint.h>
 
 struct heap_node {
-    uint64_t key;  /* the deadline; set by the caller before heap_push */
-    uint64_t seq;  /* set by heap_push */
-    size_t index;  /* position in the heap; managed by the heap */
+    uint64_t key; /* the deadline; set by the caller before heap_push */
+    uint64_t seq; /* set by heap_push */
+    size_t index; /* position in the heap; managed by the heap */
 };
 
 struct heap {

@@ -40,7 +40,7 @@ struct http_req {
     struct MHD_Connection *conn;
     enum http_req_state state;
     size_t discarded; /* body bytes dropped after the limit was passed */
-    bool suspended; /* written only on the handler's thread: see http_access_cb */
+    bool suspended;   /* written only on the handler's thread: see http_access_cb */
     bool admitted;
     _Alignas(16) unsigned char model_ctx[];
 };
@@ -78,10 +78,11 @@ static enum MHD_Result http_queue(struct http_req *h)
     struct req *r = &h->req;
     TRIAD_ASSERT(r->finished && h->state != HTTP_REQ_ANSWERED, "queueing twice");
     h->state = HTTP_REQ_ANSWERED;
-    enum MHD_ResponseMemoryMode mode = r->out_owned ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT;
+    enum MHD_ResponseMemoryMode mode =
+        r->out_owned ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT;
     struct MHD_Response *resp = MHD_create_response_from_buffer(r->out_len, (void *)r->out, mode);
     if (resp == NULL)
-        return MHD_NO; /* out of memory: libmicrohttpd closes the connection */
+        return MHD_NO;    /* out of memory: libmicrohttpd closes the connection */
     r->out_owned = false; /* the response frees the body now */
     bool ok = MHD_add_response_header(resp, "Server", h->srv->server_header) == MHD_YES;
     if (r->status != 204) /* no body, so no type (RFC 9110, 15.3.5) */
@@ -140,8 +141,8 @@ static enum MHD_Result http_size_cb(void *cls, enum MHD_ValueKind kind, const ch
 
 /* The request-size limits that libmicrohttpd does not enforce itself (its buffer bounds the
  * head as a whole: --conn-buffer). */
-static void http_check_sizes(struct http_server *srv, struct MHD_Connection *conn,
-                             const char *url, struct req *r)
+static void http_check_sizes(struct http_server *srv, struct MHD_Connection *conn, const char *url,
+                             struct req *r)
 {
     struct http_sizes sz = {0};
     MHD_get_connection_values_n(conn, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, http_size_cb, &sz);
@@ -164,11 +165,11 @@ static enum MHD_Result http_begin(struct http_server *srv, struct MHD_Connection
     req_route(r, method, url);
     http_check_sizes(srv, conn, url, r);
     MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, http_arg_cb, r);
-    req_content_type_set(r, MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                        MHD_HTTP_HEADER_CONTENT_TYPE));
+    req_content_type_set(
+        r, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE));
     /* A declared length over the limit is refused before a byte of it is read. */
-    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *cl =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl != NULL && strtoull(cl, NULL, 10) > srv->req_limits.max_body) {
         req_reply_error(r, 413, "request body too large");
         return http_queue(h);
@@ -225,8 +226,7 @@ static enum MHD_Result http_access_cb(void *cls, struct MHD_Connection *conn, co
         /* Past the limit (a chunked body has no length to refuse up front), the rest is read
          * and dropped so that the 413 can be sent when the request ends; libmicrohttpd 0.9.75
          * refuses to queue a response in the middle of a body. */
-        if (h->discarded > 0 || req_body_append(&h->req, upload_data, n,
-                                                &h->srv->req_limits) != 0)
+        if (h->discarded > 0 || req_body_append(&h->req, upload_data, n, &h->srv->req_limits) != 0)
             h->discarded += n;
         return h->discarded > HTTP_DISCARD_MAX ? MHD_NO : MHD_YES;
     }
@@ -283,8 +283,8 @@ static void http_connection_cb(void *cls, struct MHD_Connection *conn, void **so
         const union MHD_ConnectionInfo *info =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         if (info)
-            *socket_ctx = conn_open(info->connect_fd, srv->limits.idle_timeout_s,
-                                    srv->limits.read_timeout_s);
+            *socket_ctx =
+                conn_open(info->connect_fd, srv->limits.idle_timeout_s, srv->limits.read_timeout_s);
     } else {
         atomic_fetch_sub_explicit(&http_open_connections, 1, memory_order_relaxed);
         conn_close(*socket_ctx); /* before libmicrohttpd closes the descriptor */
@@ -362,10 +362,10 @@ int http_server_start(const struct http_config *cfg, struct http_server **out)
              cfg->model->name);
     /* MHD_USE_ITC lets MHD_quiesce_daemon wake internal pollers; the models add their mode. */
     srv->daemon = MHD_start_daemon(
-        cfg->mhd_flags | MHD_USE_ITC, 0, NULL, NULL, http_access_cb, srv,
-        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)cfg->listen_fd, MHD_OPTION_NOTIFY_COMPLETED,
-        http_completed_cb, srv, MHD_OPTION_NOTIFY_CONNECTION, http_connection_cb, srv,
-        MHD_OPTION_UNESCAPE_CALLBACK, http_unescape_cb, srv, MHD_OPTION_CONNECTION_LIMIT, cfg->limits.max_connections,
+        cfg->mhd_flags | MHD_USE_ITC, 0, NULL, NULL, http_access_cb, srv, MHD_OPTION_LISTEN_SOCKET,
+        (MHD_socket)cfg->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, http_completed_cb, srv,
+        MHD_OPTION_NOTIFY_CONNECTION, http_connection_cb, srv, MHD_OPTION_UNESCAPE_CALLBACK,
+        http_unescape_cb, srv, MHD_OPTION_CONNECTION_LIMIT, cfg->limits.max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, cfg->limits.idle_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, cfg->limits.conn_memory, MHD_OPTION_THREAD_STACK_SIZE,
         cfg->thread_stack_size, MHD_OPTION_END);

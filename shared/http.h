@@ -38,20 +38,20 @@ struct MHD_Daemon;
 struct http_server;
 
 struct http_model {
-    const char *name;             /* "threaded", "evloop", "coro" */
-    size_t req_ctx_size;          /* bytes of model state per request (req_model_ctx) */
+    const char *name;    /* "threaded", "evloop", "coro" */
+    size_t req_ctx_size; /* bytes of model state per request (req_model_ctx) */
     void (*start_cb)(struct req *r);
 };
 
 struct http_limits {
-    size_t max_body;              /* bytes; more gives 413 */
-    unsigned max_inflight;        /* admitted requests in this process; more gives 503 */
-    unsigned max_connections;     /* per daemon; excess connections wait in the backlog */
-    unsigned idle_timeout_s;      /* a request head must arrive within this; 0 = never */
-    unsigned read_timeout_s;      /* a request body must arrive within this */
-    size_t conn_memory;           /* per-connection buffer for the request line and headers */
-    size_t max_url;               /* path plus query arguments; more gives 414 */
-    unsigned max_headers;         /* more gives 431 */
+    size_t max_body;          /* bytes; more gives 413 */
+    unsigned max_inflight;    /* admitted requests in this process; more gives 503 */
+    unsigned max_connections; /* per daemon; excess connections wait in the backlog */
+    unsigned idle_timeout_s;  /* a request head must arrive within this; 0 = never */
+    unsigned read_timeout_s;  /* a request body must arrive within this */
+    size_t conn_memory;       /* per-connection buffer for the request line and headers */
+    size_t max_url;           /* path plus query arguments; more gives 414 */
+    unsigned max_headers;     /* more gives 431 */
 };
 
 struct cli_common;
@@ -60,11 +60,11 @@ struct http_limits http_limits_from(const struct cli_common *c);
 
 struct http_config {
     const struct http_model *model;
-    unsigned int mhd_flags;       /* the model's libmicrohttpd mode (MHD_USE_*) */
-    int listen_fd;                /* a bound, listening socket; the daemon takes it over */
+    unsigned int mhd_flags; /* the model's libmicrohttpd mode (MHD_USE_*) */
+    int listen_fd;          /* a bound, listening socket; the daemon takes it over */
     struct http_limits limits;
-    size_t thread_stack_size;     /* for libmicrohttpd's own threads; 0 = the default */
-    void *daemon_ctx;             /* the model's own pointer for this daemon (see below) */
+    size_t thread_stack_size; /* for libmicrohttpd's own threads; 0 = the default */
+    void *daemon_ctx;         /* the model's own pointer for this daemon (see below) */
 };
 
 int http_server_start(const struct http_config *cfg, struct http_server **out);

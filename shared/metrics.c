@@ -82,8 +82,10 @@ static void metrics_process_read(struct metrics_process *p)
         char *s = strrchr(buf, ')');
         unsigned long utime = 0, stime = 0;
         long threads = 0;
-        if (s && sscanf(s + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d "
-                               "%*d %ld", &utime, &stime, &threads) == 3) {
+        if (s && sscanf(s + 2,
+                        "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d "
+                        "%*d %ld",
+                        &utime, &stime, &threads) == 3) {
             p->threads = (double)threads;
             p->cpu_s = (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
         }
@@ -150,16 +152,15 @@ json_t *metrics_json(void)
         double v = g[i].value;
         /* Counts print as integers; only true fractions (delays, seconds) as reals. */
         bool whole = v == floor(v) && fabs(v) < 9007199254740992.0;
-        json_object_set_new(gauges, g[i].name,
-                            whole ? json_integer((json_int_t)v) : json_real(v));
+        json_object_set_new(gauges, g[i].name, whole ? json_integer((json_int_t)v) : json_real(v));
     }
     unsigned long total = atomic_load_explicit(&metrics_total, memory_order_relaxed);
-    return json_pack("{s:s, s:s, s:i, s:f, s:{s:I, s:I, s:o*}, s:{s:I, s:I, s:f}, s:o*}",
-                     "model", metrics_model_name, "version", TRIAD_VERSION, "pid",
-                     (int)getpid(), "uptime_s", metrics_uptime(), "requests", "total",
-                     (json_int_t)total, "in_flight", (json_int_t)metrics_in_flight(), "by_status",
-                     metrics_status_json(), "process", "threads", (json_int_t)p.threads,
-                     "rss_bytes", (json_int_t)p.rss_bytes, "cpu_s", p.cpu_s, "gauges", gauges);
+    return json_pack("{s:s, s:s, s:i, s:f, s:{s:I, s:I, s:o*}, s:{s:I, s:I, s:f}, s:o*}", "model",
+                     metrics_model_name, "version", TRIAD_VERSION, "pid", (int)getpid(), "uptime_s",
+                     metrics_uptime(), "requests", "total", (json_int_t)total, "in_flight",
+                     (json_int_t)metrics_in_flight(), "by_status", metrics_status_json(), "process",
+                     "threads", (json_int_t)p.threads, "rss_bytes", (json_int_t)p.rss_bytes,
+                     "cpu_s", p.cpu_s, "gauges", gauges);
 }
 
 /* ---- /metrics ---------------------------------------------------------------------------- */
@@ -171,7 +172,7 @@ struct metrics_text {
 };
 
 __attribute__((format(printf, 2, 3))) static void metrics_printf(struct metrics_text *t,
-                                                                  const char *fmt, ...)
+                                                                 const char *fmt, ...)
 {
     va_list ap;
     for (int attempt = 0; attempt < 2 && !t->failed; attempt++) {
@@ -206,8 +207,9 @@ char *metrics_prometheus(size_t *len)
     if (t.buf == NULL)
         return NULL;
     metrics_process_read(&p);
-    metrics_printf(&t, "# HELP triad_info The server's model and version.\n# TYPE triad_info "
-                       "gauge\ntriad_info{model=\"%s\",version=\"%s\"} 1\n",
+    metrics_printf(&t,
+                   "# HELP triad_info The server's model and version.\n# TYPE triad_info "
+                   "gauge\ntriad_info{model=\"%s\",version=\"%s\"} 1\n",
                    metrics_model_name, TRIAD_VERSION);
     metrics_printf(&t, "# HELP triad_requests_total Requests answered, by status.\n"
                        "# TYPE triad_requests_total counter\n");

@@ -28,7 +28,7 @@ typedef size_t (*metrics_gauges_cb)(struct metrics_gauge *out, size_t cap);
 void metrics_init(const char *model, metrics_gauges_cb gauges_cb);
 const char *metrics_model(void);
 
-void metrics_request_begin(void);       /* a request arrived */
+void metrics_request_begin(void);        /* a request arrived */
 void metrics_request_answer(int status); /* its response was queued */
 void metrics_request_end(void);          /* it is gone (answered or abandoned) */
 long metrics_in_flight(void);

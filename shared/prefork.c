@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PREFORK_MAX_WORKERS 256
+#define PREFORK_MAX_WORKERS         256
 #define PREFORK_RESTARTS_PER_MINUTE 10 /* past this, a crash loop: give up */
 
 struct prefork {

@@ -18,7 +18,7 @@ struct render_fortune {
     size_t len;
 };
 
-json_t *render_world(const struct db_world *w);                /* {"id":..,"randomNumber":..} */
+json_t *render_world(const struct db_world *w);                 /* {"id":..,"randomNumber":..} */
 json_t *render_worlds(const struct db_world *rows, unsigned n); /* [ ... ] */
 json_t *render_item(const struct db_item *item);                /* {"id":..,"name":..,"qty":..} */
 

@@ -21,7 +21,7 @@ void req_init(struct req *r, void *model_ctx)
 static enum req_method req_method_parse(const char *m)
 {
     static const char *const names[] = {
-        [REQ_GET] = "GET", [REQ_HEAD] = "HEAD", [REQ_POST] = "POST",
+        [REQ_GET] = "GET", [REQ_HEAD] = "HEAD",     [REQ_POST] = "POST",
         [REQ_PUT] = "PUT", [REQ_DELETE] = "DELETE",
     };
     for (int i = 0; i < REQ_OTHER; i++)

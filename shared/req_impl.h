@@ -46,31 +46,31 @@ struct req {
     /* Input, set before the first step. */
     enum req_method method;
     const struct route *route;
-    req_step_fn step_fn;    /* the endpoint */
-    int64_t path_id;        /* {id} in /items/{id} */
+    req_step_fn step_fn; /* the endpoint */
+    int64_t path_id;     /* {id} in /items/{id} */
     struct req_arg args[REQ_ARGS_MAX];
     unsigned nargs;
-    bool args_overflow;     /* more than REQ_ARGS_MAX arguments, or one with a NUL byte */
-    bool body_is_json;      /* Content-Type is application/json */
-    bool body_present;      /* the client sent body bytes (or declared a length) */
-    char *body;             /* malloc'd, NUL-terminated, body_len bytes */
+    bool args_overflow; /* more than REQ_ARGS_MAX arguments, or one with a NUL byte */
+    bool body_is_json;  /* Content-Type is application/json */
+    bool body_present;  /* the client sent body bytes (or declared a length) */
+    char *body;         /* malloc'd, NUL-terminated, body_len bytes */
     size_t body_len, body_cap;
 
     /* The step machine. */
-    int pc;                 /* resume point inside step_fn: 0 on the first call */
-    enum req_wait wait;     /* the wait the last step asked for */
+    int pc;             /* resume point inside step_fn: 0 on the first call */
+    enum req_wait wait; /* the wait the last step asked for */
     unsigned wait_ms, wait_calls;
-    req_db_fn db_fn;        /* the work of a REQ_DB wait */
-    int db_rc;              /* its result: 0 or a negative errno from db.h */
-    void *scratch;          /* one heap block an endpoint may keep across steps */
+    req_db_fn db_fn;              /* the work of a REQ_DB wait */
+    int db_rc;                    /* its result: 0 or a negative errno from db.h */
+    void *scratch;                /* one heap block an endpoint may keep across steps */
     void (*scratch_free)(void *); /* how to free it, if free() is not enough */
-    json_t *doc;            /* a JSON document an endpoint may build across steps */
-    union {                 /* endpoint locals that live across waits */
+    json_t *doc;                  /* a JSON document an endpoint may build across steps */
+    union {                       /* endpoint locals that live across waits */
         struct {
             unsigned n;
-            struct db_world *rows;  /* n rows: `one`, or an array in scratch */
+            struct db_world *rows; /* n rows: `one`, or an array in scratch */
             struct db_world one;
-            uint64_t *tickets;      /* cache misses (/cached-queries), in scratch */
+            uint64_t *tickets; /* cache misses (/cached-queries), in scratch */
             unsigned misses;
         } worlds;
         struct {
@@ -84,13 +84,13 @@ struct req {
     bool finished;
     int status;
     enum req_ctype ctype;
-    const char *out;        /* the body: static text, or heap memory if out_owned */
+    const char *out; /* the body: static text, or heap memory if out_owned */
     size_t out_len;
     bool out_owned;
-    const char *hdr_name;   /* one extra header: Location, Allow or Retry-After */
+    const char *hdr_name; /* one extra header: Location, Allow or Retry-After */
     char hdr_value[48];
 
-    void *model_ctx;        /* see req_model_ctx() */
+    void *model_ctx; /* see req_model_ctx() */
 };
 
 /* Input: called by the HTTP glue in this order. */

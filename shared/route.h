@@ -7,11 +7,11 @@
 #define ROUTE_OPS 0x1u /* operations endpoint: answered even when the server is saturated */
 
 struct route {
-    const char *path;          /* exact path, or the prefix before "/{id}" when has_id */
+    const char *path; /* exact path, or the prefix before "/{id}" when has_id */
     bool has_id;
     req_step_fn on[REQ_OTHER]; /* per method; HEAD is served by the GET step */
     unsigned flags;
-    const char *allow;         /* the Allow header of a 405 */
+    const char *allow; /* the Allow header of a 405 */
 };
 
 /* Finds the endpoint for `path` and `method`. Returns 0 and sets *route, *fn and, for /{id}

@@ -30,8 +30,7 @@ int serve_db_prepare(const char *prog, const char *path);
 int serve_listen(const char *prog, const char *host, int port, int *bound_port);
 
 /* The one start-up line: "<prog> <version> listening on http://HOST:PORT (<settings>)". */
-void serve_announce(const char *prog, const struct cli_common *c, int port,
-                    const char *settings);
+void serve_announce(const char *prog, const struct cli_common *c, int port, const char *settings);
 
 /* Waits until no request is in flight or `timeout_s` has passed (polling every 10 ms: this is
  * shutdown, not a hot path). Returns 0, or -ETIMEDOUT. */

@@ -20,8 +20,8 @@
 
 struct sudog {
     struct g *g;
-    void *elem;        /* where to copy from (send) or to (receive) */
-    bool success;      /* false: woken by close */
+    void *elem;   /* where to copy from (send) or to (receive) */
+    bool success; /* false: woken by close */
     struct sudog *next;
 };
 

@@ -90,15 +90,15 @@ void coro_wg_wait(struct coro_wg *wg);
 struct coro_chan;
 int coro_chan_create(size_t cap, size_t elem_size, struct coro_chan **out); /* any thread */
 void coro_chan_destroy(struct coro_chan *c);                                /* any thread */
-void coro_chan_send(struct coro_chan *c, const void *elem); /* panics if closed */
+void coro_chan_send(struct coro_chan *c, const void *elem);                 /* panics if closed */
 bool coro_chan_recv(struct coro_chan *c, void *elem); /* false: closed and drained */
 void coro_chan_close(struct coro_chan *c);
 
 /* Figures for /stats (any thread). */
 struct coro_stats {
     unsigned procs, ms_total, ms_idle, ms_spinning, ms_in_syscall, ps_idle;
-    uint64_t goroutines_live, goroutines_created, steals, stolen, preempt_requests,
-        preemptions, handoffs, syscalls, global_runq;
+    uint64_t goroutines_live, goroutines_created, steals, stolen, preempt_requests, preemptions,
+        handoffs, syscalls, global_runq;
     uint32_t runq_len[64]; /* per P, the first 64 */
 };
 void coro_stats_read(struct coro_stats *out);

@@ -18,13 +18,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define RUNQ_SIZE         256 /* runtime2.go: runq [256]guintptr */
-#define GFREE_LOCAL_MAX   64  /* proc.go gfput: move a batch to the global list at 64 ... */
-#define GFREE_LOCAL_KEEP  32  /* ... until 32 remain */
+#define RUNQ_SIZE         256  /* runtime2.go: runq [256]guintptr */
+#define GFREE_LOCAL_MAX   64   /* proc.go gfput: move a batch to the global list at 64 ... */
+#define GFREE_LOCAL_KEEP  32   /* ... until 32 remain */
 #define GFREE_GLOBAL_MAX  1024 /* beyond this, stacks are unmapped (Go's GC frees them) */
-#define STEAL_TRIES       4   /* proc.go stealWork: stealTries */
-#define GLOBAL_CHECK_TICK 61  /* proc.go findRunnable: schedtick%61 == 0 */
-#define NETPOLL_EVENTS    128 /* netpoll_epoll.go: var events [128]epollevent */
+#define STEAL_TRIES       4    /* proc.go stealWork: stealTries */
+#define GLOBAL_CHECK_TICK 61   /* proc.go findRunnable: schedtick%61 == 0 */
+#define NETPOLL_EVENTS    128  /* netpoll_epoll.go: var events [128]epollevent */
 
 #define NS_PER_MS 1000000ull
 #define NS_PER_US 1000ull
@@ -54,14 +54,14 @@ struct g {
     struct stack stack;
     void (*fn)(void *);
     void *arg;
-    _Atomic int status;    /* enum g_status */
-    struct g *schedlink;   /* next on a run queue, a free list or a wait list */
+    _Atomic int status;  /* enum g_status */
+    struct g *schedlink; /* next on a run queue, a free list or a wait list */
     uint64_t goid;
-    _Atomic bool preempt;  /* sysmon's request: yield at the next safe point */
+    _Atomic bool preempt; /* sysmon's request: yield at the next safe point */
     struct g *inline_parent;
     enum g_inline inline_state;
     struct timer *sleep_timer; /* the timer of a coro_sleep in progress */
-    void *param;           /* a value handed over by whoever readied it (channels) */
+    void *param;               /* a value handed over by whoever readied it (channels) */
 };
 
 /* ---- M: an OS thread --------------------------------------------------------------------- */
@@ -77,20 +77,20 @@ enum m_action {
 };
 
 struct m {
-    struct ctx g0;              /* this thread's own stack: the scheduler runs here */
-    struct g *_Atomic curg;     /* the G running on this M, if any */
-    struct p *p;                /* the P held, NULL when idle or in a handed-off syscall */
-    struct p *oldp;             /* the P held before entersyscall */
-    struct p *nextp;            /* the P startm hands over when waking this M */
-    bool spinning;              /* looking for work, counted in sched.nmspinning */
+    struct ctx g0;          /* this thread's own stack: the scheduler runs here */
+    struct g *_Atomic curg; /* the G running on this M, if any */
+    struct p *p;            /* the P held, NULL when idle or in a handed-off syscall */
+    struct p *oldp;         /* the P held before entersyscall */
+    struct p *nextp;        /* the P startm hands over when waking this M */
+    bool spinning;          /* looking for work, counted in sched.nmspinning */
     enum m_action act;
     void (*park_unlock)(struct g *gp, void *arg);
     void *park_arg;
-    pthread_mutex_t note_mu;    /* notesleep/notewakeup: how an idle M parks */
+    pthread_mutex_t note_mu; /* notesleep/notewakeup: how an idle M parks */
     pthread_cond_t note_cv;
     bool note;
-    struct m *schedlink;        /* next idle M */
-    struct m *alllink;          /* next in sched.allm */
+    struct m *schedlink; /* next idle M */
+    struct m *alllink;   /* next in sched.allm */
     pthread_t thread;
     unsigned id;
 };
@@ -111,12 +111,12 @@ struct p {
     struct m *_Atomic m;        /* the owner; NULL when idle or in P_SYSCALL */
     _Atomic uint32_t schedtick; /* new time slices started on this P */
     _Atomic uint32_t syscalltick;
-    struct p *link;             /* next idle P */
+    struct p *link; /* next idle P */
 
     /* The local run queue: a ring written only by the owner, taken from by anyone (SPMC). */
     _Atomic uint32_t runqhead, runqtail;
     struct g *_Atomic runq[RUNQ_SIZE];
-    struct g *_Atomic runnext;  /* readied by the running G: runs next, inheriting the slice */
+    struct g *_Atomic runnext; /* readied by the running G: runs next, inheriting the slice */
 
     struct g *gfree; /* finished Gs with their stacks, for reuse (owner only) */
     unsigned gfree_n;
@@ -133,9 +133,9 @@ struct p {
 /* ---- timers (timer.c) -------------------------------------------------------------------- */
 
 struct timer {
-    struct heap_node node;      /* key: deadline in ns on CLOCK_MONOTONIC */
-    struct p *_Atomic pp;       /* the heap it is in, or NULL */
-    void (*fn)(struct timer *t);/* runs on an M that holds a P, with no lock held */
+    struct heap_node node;       /* key: deadline in ns on CLOCK_MONOTONIC */
+    struct p *_Atomic pp;        /* the heap it is in, or NULL */
+    void (*fn)(struct timer *t); /* runs on an M that holds a P, with no lock held */
 };
 
 /* ---- the scheduler ----------------------------------------------------------------------- */
@@ -209,11 +209,11 @@ struct g *runqget(struct p *pp, bool *inherit_time);
 bool runqempty(struct p *pp);
 uint32_t runqlen(struct p *pp);
 struct g *runqsteal(struct p *pp, struct p *victim, bool steal_runnext);
-void globrunqput(struct g *gp);          /* sched.lock held */
-void globrunqputbatch(struct g *list);   /* sched.lock held */
+void globrunqput(struct g *gp);               /* sched.lock held */
+void globrunqputbatch(struct g *list);        /* sched.lock held */
 struct g *globrunqget(struct p *pp, int max); /* sched.lock held */
-struct p *pidleget(void);                /* sched.lock held */
-void pidleput(struct p *pp);             /* sched.lock held */
+struct p *pidleget(void);                     /* sched.lock held */
+void pidleput(struct p *pp);                  /* sched.lock held */
 
 /* ---- timer.c ----------------------------------------------------------------------------- */
 void timer_start(struct timer *t, uint64_t when, void (*fn)(struct timer *t));

@@ -235,8 +235,8 @@ static int coro_shards_start(void)
         cfg.daemon_ctx = s;
         const union MHD_DaemonInfo *info;
         if (cfg.listen_fd < 0 || http_server_start(&cfg, &s->http) != 0 ||
-            (info = MHD_get_daemon_info(http_server_daemon(s->http),
-                                        MHD_DAEMON_INFO_EPOLL_FD)) == NULL ||
+            (info = MHD_get_daemon_info(http_server_daemon(s->http), MHD_DAEMON_INFO_EPOLL_FD)) ==
+                NULL ||
             coro_pollfd_open(info->epoll_fd, &s->pd) != 0 || coro_go(coro_shard_main, s) != 0)
             return -1;
     }
@@ -357,8 +357,8 @@ int main(int argc, char **argv)
     metrics_init(coro_model.name, coro_gauges_cb);
     int port;
     if (serve_db_prepare(cli.prog, coro.common.db) != 0 ||
-        (coro.listen_fd = serve_listen(cli.prog, coro.common.host, (int)coro.common.port,
-                                       &port)) < 0)
+        (coro.listen_fd = serve_listen(cli.prog, coro.common.host, (int)coro.common.port, &port)) <
+            0)
         return 1;
     char settings[256];
     cli_describe(&cli, settings, sizeof(settings));

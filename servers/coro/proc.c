@@ -101,7 +101,6 @@ struct sched sched;
  * switch, so a cached thread-local address would be the old thread's (ctx.h, point 6). */
 static _Thread_local struct m *m_self;
 
-
 __attribute__((noinline)) struct m *m_current(void)
 {
     return m_self;
@@ -158,7 +157,6 @@ struct p *releasep(struct m *mp)
     atomic_store(&pp->m, NULL);
     return pp;
 }
-
 
 /* Starts a new M holding pp (newm). On failure gives pp back. */
 static void newm(struct p *pp, bool spinning)

@@ -130,9 +130,8 @@ static uint32_t runqgrab(struct p *victim, struct g **batch, bool steal_runnext)
                 return 0;
             if (atomic_load_explicit(&victim->status, memory_order_relaxed) == P_RUNNING)
                 usleep(3); /* let the victim run it: ~50x a channel hand-off */
-            if (!atomic_compare_exchange_strong_explicit(&victim->runnext, &next, NULL,
-                                                         memory_order_acq_rel,
-                                                         memory_order_relaxed))
+            if (!atomic_compare_exchange_strong_explicit(
+                    &victim->runnext, &next, NULL, memory_order_acq_rel, memory_order_relaxed))
                 continue;
             batch[0] = next;
             return 1;

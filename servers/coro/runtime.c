@@ -125,6 +125,6 @@ void coro_stats_read(struct coro_stats *out)
     out->syscalls = atomic_load(&sched.n_syscalls);
     out->global_runq = (uint64_t)atomic_load(&sched.runqsize);
     for (unsigned i = 0; i < sched.nprocs && i < 64; i++)
-        out->runq_len[i] = runqlen(&sched.allp[i]) +
-                           (atomic_load(&sched.allp[i].runnext) != NULL ? 1 : 0);
+        out->runq_len[i] =
+            runqlen(&sched.allp[i]) + (atomic_load(&sched.allp[i].runnext) != NULL ? 1 : 0);
 }

@@ -99,8 +99,7 @@ static bool recheck_after_spinning(struct m *mp)
 
 /* Blocks in the netpoller until the earliest timer (step 11). Returns a G to run, or NULL
  * after setting *again when the caller should start over with a P. */
-static struct g *block_in_netpoll(struct m *mp, uint64_t poll_until, bool was_spinning,
-                                  bool *again)
+static struct g *block_in_netpoll(struct m *mp, uint64_t poll_until, bool was_spinning, bool *again)
 {
     uint64_t now = nanotime();
     int64_t delay = poll_until == 0 ? -1 : poll_until > now ? (int64_t)(poll_until - now) : 0;

@@ -20,12 +20,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SYSMON_TICK_MIN_US    20
-#define SYSMON_TICK_MAX_US    10000
+#define SYSMON_TICK_MIN_US         20
+#define SYSMON_TICK_MAX_US         10000
 #define SYSMON_IDLE_BEFORE_BACKOFF 50
-#define FORCE_PREEMPT_NS      (10 * NS_PER_MS) /* proc.go forcePreemptNS */
-#define NETPOLL_STALE_NS      (10 * NS_PER_MS)
-#define SYSCALL_RETAKE_IDLE_NS (10 * NS_PER_MS)
+#define FORCE_PREEMPT_NS           (10 * NS_PER_MS) /* proc.go forcePreemptNS */
+#define NETPOLL_STALE_NS           (10 * NS_PER_MS)
+#define SYSCALL_RETAKE_IDLE_NS     (10 * NS_PER_MS)
 
 static pthread_t sysmon_thread;
 

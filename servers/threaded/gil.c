@@ -26,8 +26,8 @@ struct gil {
     uint64_t switch_number;
 
     pthread_mutex_t switch_mutex;
-    pthread_cond_t switch_cond;        /* signalled when a thread has taken the GIL */
-    const void *_Atomic last_holder;   /* identity of the last taker (see gil_self) */
+    pthread_cond_t switch_cond;      /* signalled when a thread has taken the GIL */
+    const void *_Atomic last_holder; /* identity of the last taker (see gil_self) */
 
     atomic_int drop_request; /* CPython's gil_drop_request, folded into its eval breaker */
     long interval_us;

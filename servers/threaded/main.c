@@ -177,8 +177,8 @@ static size_t threaded_gauges_cb(struct metrics_gauge *g, size_t cap)
                                     threaded.pool ? (double)pool_queued(threaded.pool) : 0};
     g[n++] = (struct metrics_gauge){"connections", "Open connections", http_connections()};
     g[n++] = (struct metrics_gauge){"gil_enabled", "1 with --gil", threaded.gil ? 1 : 0};
-    g[n++] = (struct metrics_gauge){"gil_switches_total", "Changes of GIL holder",
-                                    (double)gs.switches};
+    g[n++] =
+        (struct metrics_gauge){"gil_switches_total", "Changes of GIL holder", (double)gs.switches};
     g[n++] = (struct metrics_gauge){"gil_drop_requests_total",
                                     "Waiters that asked the holder to drop the GIL",
                                     (double)gs.drop_requests};
@@ -199,11 +199,10 @@ static int threaded_http_start(void)
         .limits = http_limits_from(&threaded.common),
     };
     if (threaded.threads == 0)
-        cfg.mhd_flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                        MHD_USE_POLL;
+        cfg.mhd_flags =
+            MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
     else
-        cfg.mhd_flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-                        MHD_ALLOW_SUSPEND_RESUME;
+        cfg.mhd_flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
     return http_server_start(&cfg, &threaded.http);
 }
 
@@ -274,8 +273,8 @@ int main(int argc, char **argv)
     metrics_init(threaded_model.name, threaded_gauges_cb);
     int port;
     if (serve_db_prepare(cli.prog, threaded.common.db) != 0 ||
-        (threaded.listen_fd = serve_listen(cli.prog, threaded.common.host,
-                                           (int)threaded.common.port, &port)) < 0)
+        (threaded.listen_fd =
+             serve_listen(cli.prog, threaded.common.host, (int)threaded.common.port, &port)) < 0)
         return 1;
     char settings[256];
     cli_describe(&cli, settings, sizeof(settings));

@@ -20,7 +20,8 @@ static const char *const drv_ctype[] = {
 /* Splits "a=1&b=2" in place into arguments. */
 static void drv_args(struct req *r, char *query)
 {
-    for (char *tok = strtok(query, "&"); tok != NULL; tok = strtok(NULL, "&")) {
+    char *save = NULL;
+    for (char *tok = strtok_r(query, "&", &save); tok != NULL; tok = strtok_r(NULL, "&", &save)) {
         char *eq = strchr(tok, '=');
         if (eq)
             *eq++ = '\0';

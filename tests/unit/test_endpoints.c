@@ -40,8 +40,8 @@ static void get(const char *target)
 
 static void send_json(const char *method, const char *target, const char *body)
 {
-    assert_int_equal(
-        drv_request(db, method, target, "application/json", body, strlen(body), &res), 0);
+    assert_int_equal(drv_request(db, method, target, "application/json", body, strlen(body), &res),
+                     0);
 }
 
 static void assert_matches(const char *text, const char *pattern)
@@ -169,10 +169,17 @@ static void test_work(void **state)
     assert_int_equal(res.waits, 1);
     get("/fanout?calls=3&ms=7");
     assert_string_equal(res.body, "{\"calls\":3,\"ms\":7}");
-    const char *bad[] = {"/cpu",          "/cpu?iterations=-1", "/cpu?iterations=10000001",
-                         "/cpu?iterations=1e3", "/io",          "/io?ms=10001",
-                         "/io?ms=abc",    "/fanout?ms=5",       "/fanout?calls=0&ms=5",
-                         "/fanout?calls=1001&ms=5", "/fanout?calls=2"};
+    const char *bad[] = {"/cpu",
+                         "/cpu?iterations=-1",
+                         "/cpu?iterations=10000001",
+                         "/cpu?iterations=1e3",
+                         "/io",
+                         "/io?ms=10001",
+                         "/io?ms=abc",
+                         "/fanout?ms=5",
+                         "/fanout?calls=0&ms=5",
+                         "/fanout?calls=1001&ms=5",
+                         "/fanout?calls=2"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         get(bad[i]);
         assert_error(400);
@@ -231,8 +238,8 @@ static void test_items_crud(void **state)
     assert_string_equal(res.body, expect);
     send_json("PUT", where, "{\"qty\":0,\"name\":\"\xC3\xA9t\xC3\xA9 \\\"<b>\\\"\"}");
     assert_int_equal(res.status, 200);
-    snprintf(expect, sizeof(expect), "{\"id\":%d,\"name\":\"\xC3\xA9t\xC3\xA9 \\\"<b>\\\"\",\"qty\":0}",
-             id);
+    snprintf(expect, sizeof(expect),
+             "{\"id\":%d,\"name\":\"\xC3\xA9t\xC3\xA9 \\\"<b>\\\"\",\"qty\":0}", id);
     assert_string_equal(res.body, expect);
     assert_int_equal(drv_request(db, "DELETE", where, NULL, NULL, 0, &res), 0);
     assert_int_equal(res.status, 204);
