@@ -38,12 +38,17 @@ static const char *const db_fortunes[] = {
      "\xE3\x81\xAE\xE3\x83\x99\xE3\x83\xB3\xE3\x83\x81\xE3\x83\x9E\xE3\x83\xBC\xE3\x82\xAF"),
 };
 
+/* Formats a one-line error (sqlite's integrity report spans lines; a start-up error must
+ * not). */
 static int db_fail(char *err, size_t errlen, int rc, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
+    for (char *p = err; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
     return rc;
 }
 

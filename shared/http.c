@@ -111,12 +111,19 @@ static enum MHD_Result http_arg_cb(void *cls, enum MHD_ValueKind kind, const cha
 
 static struct http_req *http_req_create(struct http_server *srv, struct MHD_Connection *conn)
 {
-    struct http_req *h = calloc(1, sizeof(*h) + srv->model->req_ctx_size);
+    /* Zeroed field by field rather than by calloc: req_init clears the request itself, and
+     * the rest is a handful of words (a request is created per request: this is hot). */
+    struct http_req *h = malloc(sizeof(*h) + srv->model->req_ctx_size);
     if (h == NULL)
         return NULL;
     req_init(&h->req, srv->model->req_ctx_size ? h->model_ctx : NULL);
     h->srv = srv;
     h->conn = conn;
+    h->state = HTTP_REQ_RECEIVING;
+    h->discarded = 0;
+    h->suspended = false;
+    h->admitted = false;
+    memset(h->model_ctx, 0, srv->model->req_ctx_size);
     return h;
 }
 
@@ -336,8 +343,9 @@ void http_req_resume(struct req *r)
     struct http_req *h = TRIAD_CONTAINER_OF(r, struct http_req, req);
     atomic_fetch_sub_explicit(&http_suspended, 1, memory_order_relaxed);
     /* Only the connection is touched: the handler's thread owns `h` again from here on.
-     * libmicrohttpd takes its cleanup mutex and wakes its poller through the ITC (an eventfd
-     * write): the analogue of libuv's uv_async_send. */
+     * libmicrohttpd takes its cleanup mutex and, when it runs its own polling thread, wakes it
+     * through its ITC (an eventfd write: the analogue of libuv's uv_async_send). In external
+     * mode it wakes nobody: the model must run the daemon again (see http.h). */
     MHD_resume_connection(h->conn);
 }
 

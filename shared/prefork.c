@@ -31,7 +31,9 @@ static pid_t prefork_spawn(struct prefork *pf, unsigned index)
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != pf->parent) /* the parent died before prctl took effect */
         _exit(1);
-    _exit(pf->child_main(index, pf->arg));
+    /* exit, not _exit: the worker's own exit handlers (LeakSanitizer's among them) must run.
+     * The parent flushed stdout before forking (serve_announce), so nothing is written twice. */
+    exit(pf->child_main(index, pf->arg));
 }
 
 static int prefork_index_of(const struct prefork *pf, pid_t pid)
@@ -79,8 +81,8 @@ static void prefork_signal_all(const struct prefork *pf, int sig)
             kill(pf->pids[i], sig);
 }
 
-int prefork_run(unsigned workers, const sigset_t *signals, int (*child_main)(unsigned, void *),
-                void *arg)
+int prefork_run(unsigned workers, const sigset_t *signals, int listen_fd,
+                int (*child_main)(unsigned, void *), void *arg)
 {
     TRIAD_ASSERT(workers >= 1 && workers <= PREFORK_MAX_WORKERS, "bad worker count");
     struct prefork pf = {.n = workers, .child_main = child_main, .arg = arg, .parent = getpid()};
@@ -103,10 +105,13 @@ int prefork_run(unsigned workers, const sigset_t *signals, int (*child_main)(uns
         }
         if (sig != SIGCHLD && !stopping) {
             stopping = true;
+            close(listen_fd);
             prefork_signal_all(&pf, SIGTERM);
         }
         if (!prefork_reap(&pf, stopping, &status, &restarts)) {
             log_error("workers keep dying: stopping");
+            if (!stopping)
+                close(listen_fd);
             stopping = true;
             status = 1;
             prefork_signal_all(&pf, SIGTERM);

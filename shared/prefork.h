@@ -17,8 +17,10 @@
 
 /* Runs child_main(index, arg) in `workers` processes; returns the exit status for the parent:
  * 0 if every worker exited 0 after a signal, 1 otherwise. `signals` is the set the caller
- * blocked with serve_signals_block(). */
-int prefork_run(unsigned workers, const sigset_t *signals, int (*child_main)(unsigned, void *),
-                void *arg);
+ * blocked with serve_signals_block(). The parent closes its copy of `listen_fd` when it starts
+ * stopping, so that once every worker has quiesced its own, the kernel refuses new
+ * connections instead of queueing them until the exit resets them. */
+int prefork_run(unsigned workers, const sigset_t *signals, int listen_fd,
+                int (*child_main)(unsigned, void *), void *arg);
 
 #endif

@@ -230,11 +230,20 @@ enum req_wait req_reply_owned(struct req *r, int status, enum req_ctype ct, char
 
 enum req_wait req_reply_json(struct req *r, int status, json_t *doc)
 {
-    char *text = doc ? json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
+    /* Most bodies are small: serialise into the stack and copy once, instead of letting
+     * json_dumps grow a heap buffer by reallocation. Larger ones take json_dumps's path. */
+    const size_t flags = JSON_COMPACT | JSON_REAL_PRECISION(9);
+    char small[1024];
+    size_t n = doc ? json_dumpb(doc, small, sizeof(small), flags) : 0;
+    char *text = NULL;
+    if (n > 0 && n <= sizeof(small) && (text = malloc(n)) != NULL)
+        memcpy(text, small, n);
+    else if (n > sizeof(small) && (text = json_dumps(doc, flags)) != NULL)
+        n = strlen(text);
     json_decref(doc);
     if (text == NULL)
         return req_reply_error(r, 503, "out of memory");
-    return req_reply_owned(r, status, REQ_CT_JSON, text, strlen(text));
+    return req_reply_owned(r, status, REQ_CT_JSON, text, n);
 }
 
 enum req_wait req_reply_error(struct req *r, int status, const char *msg)

@@ -81,7 +81,7 @@ static int serve_bind(const struct addrinfo *ai)
 
 static int serve_port_of(int fd)
 {
-    struct sockaddr_storage ss;
+    struct sockaddr_storage ss = {0};
     socklen_t len = sizeof(ss);
     if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
         return -1;
@@ -108,7 +108,9 @@ int serve_listen(const char *prog, const char *host, int port, int *bound_port)
         fd = serve_bind(ai);
     freeaddrinfo(res);
     if (fd < 0) {
-        fprintf(stderr, "%s: cannot listen on %s:%d: %s\n", prog, host, port, strerror(-fd));
+        char why[128];
+        fprintf(stderr, "%s: cannot listen on %s:%d: %s\n", prog, host, port,
+                strerror_r(-fd, why, sizeof(why)));
         return fd;
     }
     *bound_port = serve_port_of(fd);
@@ -132,4 +134,24 @@ int serve_drain(long timeout_s)
         nanosleep(&tick, NULL);
     }
     return 0;
+}
+
+int serve_start(int argc, char **argv, const struct cli_model *cli, struct cli_common *c,
+                const char *model, metrics_gauges_cb gauges_cb, sigset_t *signals, int *listen_fd)
+{
+    int port;
+    char settings[256];
+    log_init(cli->prog);
+    int rc = cli_parse(argc, argv, cli, c);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+    serve_signals_block(signals);
+    serve_rlimit_raise();
+    metrics_init(model, gauges_cb);
+    if (serve_db_prepare(cli->prog, c->db) != 0 ||
+        (*listen_fd = serve_listen(cli->prog, c->host, (int)c->port, &port)) < 0)
+        return 1;
+    cli_describe(cli, settings, sizeof(settings));
+    serve_announce(cli->prog, c, port, settings);
+    return -1;
 }

@@ -9,8 +9,17 @@
 #define TRIAD_SERVE_H
 
 #include "cli.h"
+#include "metrics.h"
 
 #include <signal.h>
+
+/* Everything a server's main() does before its model starts, in order: parse the command line,
+ * block signals (before any thread exists), raise the descriptor limit, start the metrics,
+ * prepare the database, listen, print the start-up line. Returns -1 to go on and serve, or the
+ * status main() should exit with: 0 after --help or --version, 2 for a bad command line, 1 if
+ * the database or the socket could not be prepared. */
+int serve_start(int argc, char **argv, const struct cli_model *cli, struct cli_common *c,
+                const char *model, metrics_gauges_cb gauges_cb, sigset_t *signals, int *listen_fd);
 
 /* Blocks SIGINT and SIGTERM in the calling thread (and so in every thread it creates),
  * ignores SIGPIPE, and returns the set to wait on. */

@@ -348,20 +348,9 @@ int main(int argc, char **argv)
     const struct cli_model cli = {"triad-coro",
                                   "Goroutines on an M:N work-stealing scheduler (Go's runtime).",
                                   opts, sizeof(opts) / sizeof(opts[0])};
-    log_init(cli.prog);
-    int rc = cli_parse(argc, argv, &cli, &coro.common);
-    if (rc != 0)
-        return rc > 0 ? 0 : 2;
-    serve_signals_block(&coro.signals);
-    serve_rlimit_raise();
-    metrics_init(coro_model.name, coro_gauges_cb);
-    int port;
-    if (serve_db_prepare(cli.prog, coro.common.db) != 0 ||
-        (coro.listen_fd = serve_listen(cli.prog, coro.common.host, (int)coro.common.port, &port)) <
-            0)
-        return 1;
-    char settings[256];
-    cli_describe(&cli, settings, sizeof(settings));
-    serve_announce(cli.prog, &coro.common, port, settings);
+    int rc = serve_start(argc, argv, &cli, &coro.common, coro_model.name, coro_gauges_cb,
+                         &coro.signals, &coro.listen_fd);
+    if (rc >= 0)
+        return rc;
     return coro_serve();
 }

@@ -263,23 +263,12 @@ int main(int argc, char **argv)
     const struct cli_model cli = {"triad-threaded",
                                   "Blocking threads, one request per OS thread (CPython/gunicorn).",
                                   opts, sizeof(opts) / sizeof(opts[0])};
-    log_init(cli.prog);
-    int rc = cli_parse(argc, argv, &cli, &threaded.common);
-    if (rc != 0)
-        return rc > 0 ? 0 : 2;
-
-    serve_signals_block(&threaded.signals);
-    serve_rlimit_raise();
-    metrics_init(threaded_model.name, threaded_gauges_cb);
-    int port;
-    if (serve_db_prepare(cli.prog, threaded.common.db) != 0 ||
-        (threaded.listen_fd =
-             serve_listen(cli.prog, threaded.common.host, (int)threaded.common.port, &port)) < 0)
-        return 1;
-    char settings[256];
-    cli_describe(&cli, settings, sizeof(settings));
-    serve_announce(cli.prog, &threaded.common, port, settings);
+    int rc = serve_start(argc, argv, &cli, &threaded.common, threaded_model.name,
+                         threaded_gauges_cb, &threaded.signals, &threaded.listen_fd);
+    if (rc >= 0)
+        return rc;
     if (threaded.workers > 1)
-        return prefork_run((unsigned)threaded.workers, &threaded.signals, threaded_serve, NULL);
+        return prefork_run((unsigned)threaded.workers, &threaded.signals, threaded.listen_fd,
+                           threaded_serve, NULL);
     return threaded_serve(0, NULL);
 }
