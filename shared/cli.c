@@ -20,7 +20,8 @@ static void cli_common_table(struct cli_common *c, struct cli_opt t[CLI_COMMON_C
          "requests admitted at once; more get 503 + Retry-After"},
         {"max-body", CLI_INT, &c->max_body, 0, 16 << 20, "BYTES", "request body limit (413)"},
         {"max-connections", CLI_INT, &c->max_connections, 1, 1000000, "N",
-         "open connections; more wait in the listen backlog"},
+         "open connections per process; more wait in the listen backlog (closed at once in "
+         "thread-per-connection mode)"},
         {"idle-timeout", CLI_INT, &c->idle_timeout, 0, 86400, "S",
          "close connections idle this many seconds; 0 never"},
         {"drain-timeout", CLI_INT, &c->drain_timeout, 0, 3600, "S",

@@ -51,6 +51,8 @@ static _Atomic unsigned http_admitted;
 static _Atomic unsigned http_suspended;
 /* Open connections in this process, across all its daemons. */
 static _Atomic unsigned http_open_connections;
+/* Set by the first http_server_quiesce: the process is draining. */
+static atomic_bool http_draining;
 
 /* A client that keeps sending after its body went over the limit is cut off here: the 413
  * can only be queued once libmicrohttpd has read the whole request. */
@@ -89,7 +91,9 @@ static enum MHD_Result http_queue(struct http_req *h)
         ok = ok && MHD_add_response_header(resp, "Content-Type", http_ctype[r->ctype]) == MHD_YES;
     if (r->hdr_name)
         ok = ok && MHD_add_response_header(resp, r->hdr_name, r->hdr_value) == MHD_YES;
-    if (r->status == 413) /* the client may still be sending: do not read it as a request */
+    /* 413: the client may still be sending, do not read that as a request. While draining:
+     * tell keep-alive clients to go elsewhere. */
+    if (r->status == 413 || atomic_load(&http_draining))
         ok = ok && MHD_add_response_header(resp, "Connection", "close") == MHD_YES;
     enum MHD_Result rc = ok ? MHD_queue_response(h->conn, (unsigned)r->status, resp) : MHD_NO;
     MHD_destroy_response(resp);
@@ -206,6 +210,10 @@ static enum MHD_Result http_run(struct http_req *h)
 {
     h->state = HTTP_REQ_RUNNING;
     conn_phase_set(http_conn_of(h->conn), CONN_BUSY);
+    /* Seq_cst, pairing with the drain: either the drain counts this request in flight (we
+     * began before it read zero), or we see http_draining here and never reach the model. */
+    if (atomic_load(&http_draining) && !req_finished(&h->req))
+        req_refuse(&h->req, "server shutting down");
     if (!req_input_done(&h->req) && http_admit(h))
         h->srv->model->start_cb(&h->req);
     /* If the model suspended the request it may already be running on another thread:
@@ -392,6 +400,7 @@ struct MHD_Daemon *http_server_daemon(struct http_server *s)
 
 void http_server_quiesce(struct http_server *s)
 {
+    atomic_store(&http_draining, true);
     MHD_socket fd = MHD_quiesce_daemon(s->daemon);
     if (fd != MHD_INVALID_SOCKET)
         close(fd);

@@ -70,7 +70,11 @@ struct http_config {
 int http_server_start(const struct http_config *cfg, struct http_server **out);
 /* The daemon, for models that drive it themselves (MHD_run, the epoll fd). */
 struct MHD_Daemon *http_server_daemon(struct http_server *s);
-/* Stops accepting: the listen socket leaves the daemon and is closed. Open connections stay. */
+/* Stops accepting: the listen socket leaves the daemon and is closed. Open connections stay,
+ * but from now on every new request on them, in every daemon of the process, is answered at
+ * once with 503 and Connection: close, without reaching the model: keep-alive clients cannot
+ * extend the drain, and nothing new is suspended after it (libmicrohttpd aborts if a daemon
+ * is stopped with a suspended connection). */
 void http_server_quiesce(struct http_server *s);
 /* Closes every connection and frees the daemon. Only with no request suspended. */
 void http_server_stop(struct http_server *s);

@@ -40,7 +40,8 @@ const char *metrics_model(void)
 
 void metrics_request_begin(void)
 {
-    atomic_fetch_add_explicit(&metrics_inflight, 1, memory_order_relaxed);
+    /* Sequentially consistent, unlike the other counters: the drain relies on it (http.c). */
+    atomic_fetch_add(&metrics_inflight, 1);
 }
 
 void metrics_request_answer(int status)
@@ -58,7 +59,7 @@ void metrics_request_end(void)
 
 long metrics_in_flight(void)
 {
-    return atomic_load_explicit(&metrics_inflight, memory_order_relaxed);
+    return atomic_load(&metrics_inflight);
 }
 
 /* ---- gathering --------------------------------------------------------------------------- */

@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""The faults suite (issue 6, "Faults"): clients that vanish, write contention, disk faults,
+SIGTERM under load, kill -9 during writes, and 10,000 keep-alive connections, against one server
+binary in one mode.
+
+    python3 tests/faults/faults.py --server build/servers/evloop/triad-evloop \
+        [--sanitized] [--load-connections N] [-k SUBSTRING] [--list] [--keep-tmp] \
+        [-- extra server args...]
+
+It runs on the conformance suite's harness (tests/conformance/harness.py): one main instance
+started with the extra arguments, further instances per case, `ok NAME` / `FAIL NAME: reason`
+lines, SIGTERM and a sanitizer scan of every instance's stderr at the end. Lines starting with
+`#` report what the server did (which outcome a fault had, measured memory).
+
+--sanitized (also detected from the binary) marks a sanitizer build: the load case opens fewer
+connections and memory bounds are reported, not asserted (ASan's quarantine and shadow memory
+make RSS meaningless; LeakSanitizer checks leaks at the clean shutdown instead).
+
+Never asserts durations: every deadline is a hang guard. Python 3 standard library only.
+"""
+
+import os
+import sys
+
+sys.dont_write_bytecode = True      # keep the source tree clean (it may be read-only)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import common       # noqa: E402  (puts the conformance directory on sys.path)
+import harness      # noqa: E402
+
+# The cases, in run order (registration order).
+import case_disconnect      # noqa: E402,F401
+import case_contention      # noqa: E402,F401
+import case_disk            # noqa: E402,F401
+import case_shutdown        # noqa: E402,F401
+import case_crash           # noqa: E402,F401
+import case_load            # noqa: E402,F401
+
+SANITIZER_SYMBOLS = (b"__asan_init", b"__tsan_init", b"__ubsan_handle_", b"__msan_init")
+
+
+def looks_sanitized(binary):
+    try:
+        with open(binary, "rb") as f:
+            data = f.read()
+    except OSError:
+        return False
+    return any(s in data for s in SANITIZER_SYMBOLS)
+
+
+def split_own_options(argv):
+    """Take this suite's options out of argv (before any `--`); the rest goes to the harness."""
+    if "--" in argv:
+        i = argv.index("--")
+        head, tail = argv[:i], argv[i:]
+    else:
+        head, tail = argv, []
+    rest = []
+    it = iter(head)
+    for a in it:
+        if a == "--sanitized":
+            common.OPTS.sanitized = True
+        elif a == "--load-connections":
+            common.OPTS.load_connections = int(next(it))
+        elif a.startswith("--load-connections="):
+            common.OPTS.load_connections = int(a.split("=", 1)[1])
+        elif a in ("-h", "--help"):
+            print(__doc__)
+            rest.append(a)
+        else:
+            rest.append(a)
+    return rest + tail
+
+
+def timed_run_one(run_one):
+    """Report how long each check took (information for the suite's time budget only)."""
+    import time
+
+    def run(ctx, rep, name, fn):
+        t0 = time.monotonic()
+        run_one(ctx, rep, name, fn)
+        print("#   (%s: %.1f s)" % (name, time.monotonic() - t0), flush=True)
+    return run
+
+
+def main():
+    argv = split_own_options(sys.argv[1:])
+    if "--server" in argv:
+        i = argv.index("--server")
+        if i + 1 < len(argv) and looks_sanitized(argv[i + 1]):
+            common.OPTS.sanitized = True
+    sys.argv = [sys.argv[0]] + argv
+    harness.run_one = timed_run_one(harness.run_one)
+    if common.OPTS.sanitized:
+        print("# sanitizer build: lighter load, memory reported but not bounded", flush=True)
+    harness.entry()
+
+
+if __name__ == "__main__":
+    main()
