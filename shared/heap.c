@@ -63,7 +63,7 @@ int heap_push(struct heap *h, struct heap_node *n)
 {
     if (h->len == h->cap) {
         size_t cap = h->cap ? h->cap * 2 : 64;
-        struct heap_node **grown = realloc(h->nodes, cap * sizeof(*grown));
+        struct heap_node **grown = realloc(h->nodes, cap * sizeof(struct heap_node *));
         if (grown == NULL)
             return -ENOMEM;
         h->nodes = grown;

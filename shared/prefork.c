@@ -33,7 +33,7 @@ static pid_t prefork_spawn(struct prefork *pf, unsigned index)
         _exit(1);
     /* exit, not _exit: the worker's own exit handlers (LeakSanitizer's among them) must run.
      * The parent flushed stdout before forking (serve_announce), so nothing is written twice. */
-    exit(pf->child_main(index, pf->arg));
+    exit(pf->child_main(index, pf->arg)); /* NOLINT(concurrency-mt-unsafe): one thread here */
 }
 
 static int prefork_index_of(const struct prefork *pf, pid_t pid)
@@ -88,7 +88,7 @@ int prefork_run(unsigned workers, const sigset_t *signals, int listen_fd,
     struct prefork pf = {.n = workers, .child_main = child_main, .arg = arg, .parent = getpid()};
     sigset_t set = *signals;
     sigaddset(&set, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &set, NULL);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
     for (unsigned i = 0; i < workers; i++)
         pf.pids[i] = prefork_spawn(&pf, i);
 

@@ -81,8 +81,9 @@ static int serve_bind(const struct addrinfo *ai)
 
 static int serve_port_of(int fd)
 {
-    struct sockaddr_storage ss = {0};
+    struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
+    memset(&ss, 0, sizeof(ss)); /* all of it: the analyzer cannot see getsockname fill it */
     if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
         return -1;
     if (ss.ss_family == AF_INET6)

@@ -79,7 +79,7 @@ void dbpool_put(struct db *db)
     }
     pthread_mutex_unlock(&dbpool.lock);
     if (keep)
-        return;
+        return; /* cppcheck-suppress memleak ; c is on the idle list */
     free(c);
     atomic_fetch_sub(&dbpool.n_open, 1);
     coro_enter_syscall();

@@ -75,6 +75,7 @@
 #include "hook.h"
 #include "http.h"
 #include "metrics.h"
+#include "param.h"
 #include "req.h"
 #include "serve.h"
 
@@ -289,10 +290,9 @@ static size_t coro_gauges_cb(struct metrics_gauge *g, size_t cap)
 /* GOMAXPROCS: the environment if set and valid, else the CPUs we may run on. */
 static long long coro_default_procs(void)
 {
-    const char *env = getenv("GOMAXPROCS");
-    long long v = env ? atoll(env) : 0;
-    if (v >= 1 && v <= 1024)
-        return v;
+    uint64_t v;
+    if (param_parse_u64(getenv("GOMAXPROCS"), 1, 1024, &v) == 0)
+        return (long long)v;
     cpu_set_t set;
     if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
         return CPU_COUNT(&set);

@@ -22,6 +22,7 @@
 
 #include "check.h"
 
+#include <time.h>
 #include <unistd.h>
 
 static uint32_t load_acq(_Atomic uint32_t *v)
@@ -129,7 +130,8 @@ static uint32_t runqgrab(struct p *victim, struct g **batch, bool steal_runnext)
             if (next == NULL)
                 return 0;
             if (atomic_load_explicit(&victim->status, memory_order_relaxed) == P_RUNNING)
-                usleep(3); /* let the victim run it: ~50x a channel hand-off */
+                /* let the victim run it: ~50x a channel hand-off */
+                nanosleep(&(struct timespec){0, 3000}, NULL);
             if (!atomic_compare_exchange_strong_explicit(
                     &victim->runnext, &next, NULL, memory_order_acq_rel, memory_order_relaxed))
                 continue;

@@ -120,7 +120,7 @@ static void *sysmon_main(void *arg)
             delay = SYSMON_TICK_MIN_US;
         else if (idle > SYSMON_IDLE_BEFORE_BACKOFF && delay < SYSMON_TICK_MAX_US)
             delay = delay * 2 > SYSMON_TICK_MAX_US ? SYSMON_TICK_MAX_US : delay * 2;
-        usleep(delay);
+        nanosleep(&(struct timespec){0, (long)delay * 1000}, NULL);
         if (atomic_load(&sched.npidle) == sched.nprocs) {
             sysmon_deep_sleep();
             idle = 0;

@@ -59,7 +59,7 @@ double CTXSWITCH_RUN(long rounds)
 
     if (stack_create(64 * 1024, &s) != 0 || ctx_make(&b.co, s.lo, s.size, bench_fn, &b) != 0) {
         fprintf(stderr, "ctxswitch: cannot set up a context\n");
-        exit(1);
+        abort();
     }
     ctx_init_thread(&b.main);
     b.rounds = rounds;

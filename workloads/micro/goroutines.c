@@ -110,7 +110,7 @@ static struct result run(unsigned procs)
     struct coro_config cfg = {.procs = procs, .stack_size = 64 * 1024};
     if (coro_start(&cfg) != 0 || coro_go(main_cb, &res) != 0) {
         fprintf(stderr, "goroutines: cannot start the runtime\n");
-        exit(1);
+        abort();
     }
     coro_wait_idle();
     coro_stop();
@@ -124,7 +124,7 @@ int main(int argc, char **argv)
     } go[] = {{1300, 243, 108}, {580, 248, 112}}; /* runtimes.md, Go 1.19.8, GOMAXPROCS 1, 2 */
     printf("%-8s %-22s %12s %12s\n", "procs", "operation", "triad-coro", "Go 1.19");
     for (int a = 1; a < argc || a == 1; a++) {
-        unsigned procs = argc > 1 ? (unsigned)atoi(argv[a]) : 1;
+        unsigned procs = argc > 1 ? (unsigned)strtoul(argv[a], NULL, 10) : 1;
         for (unsigned p = procs; p <= (argc > 1 ? procs : 2u); p++) {
             struct result r = run(p);
             int gi = p >= 2 ? 1 : 0;
