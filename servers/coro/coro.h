@@ -56,6 +56,8 @@ void coro_detached_ready(struct g *gp);
 void coro_detach(void);
 /* True while the calling goroutine still runs inline on its parent's M. */
 bool coro_attached(void);
+/* Ps with nothing to run right now (a hint: it may change at once). Any thread. */
+unsigned coro_procs_idle(void);
 
 /* The netpoller: park the calling goroutine until fd may be readable, timeout_ns passes
  * (< 0: no timeout) or someone kicks it. Callers re-check their descriptor: wake-ups may be

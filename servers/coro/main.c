@@ -18,11 +18,13 @@
  *   N - netpoller goroutine: one per shard. It parks on the shard's epoll descriptor, and when
  *       the netpoller readies it, runs MHD_run, which reads requests and writes responses. Any
  *       M may run it; it is not bound to a thread.
- *   R - request goroutine: created by N for each complete request, and run inline on N's M at
- *       once (coro_run_inline). A request that never waits finishes there and its response is
- *       queued before MHD_run returns, with no suspend, no hand-off to another thread. At its
- *       first wait, or when preempted, R detaches: N suspends the connection and queues R in
- *       runnext; R finishes on whatever M runs it, then resumes the connection.
+ *   R - request goroutine: created by N for each complete request. When every P is busy, R
+ *       runs inline on N's M at once (coro_run_inline): a request that never waits finishes
+ *       there and its response is queued before MHD_run returns, with no suspend and no
+ *       hand-off to another thread; at its first wait, or when preempted, R detaches: N
+ *       suspends the connection and queues R in runnext. When a P is idle, N does what `go`
+ *       does instead: suspends the connection, puts R in runnext and wakes the idle P, which
+ *       steals it. Either way R finishes on whatever M runs it and resumes the connection.
  *   D - a database wait: a connection checked out of a pool (dbpool.c, database/sql's shape),
  *       each sqlite3_step between entersyscall and exitsyscall (the core's blocking hooks).
  *   T - a wait for time (/io) is a timer on the current P; a fan-out (/fanout) spawns N
@@ -180,6 +182,20 @@ static void coro_req_main(void *arg)
 static void coro_start_cb(struct req *r)
 {
     struct g *detached;
+    /* A P is idle: do what `go` does (newproc: runnext, then wakep), so that the idle P can
+     * steal the request and run it in parallel. Running it inline would keep it on this M,
+     * out of every queue, and leave the other P idle while this shard's requests run one
+     * after another. The price: the connection is suspended and resumed. */
+    if (coro_procs_idle() > 0) {
+        http_req_suspend(r);
+        if (coro_go(coro_req_main, r) == 0)
+            return;
+        req_refuse(r, "cannot start goroutines"); /* no stack could be mapped */
+        http_req_resume(r); /* this shard runs MHD_run again before it next waits */
+        return;
+    }
+    /* Every P is busy: nobody could take the request sooner than this M, so run it here at
+     * once, and a request that never waits is answered without leaving the M. */
     if (coro_run_inline(coro_req_main, r, &detached))
         return; /* finished on this M: the glue queues the response now */
     http_req_suspend(r);

@@ -500,6 +500,11 @@ static struct g *g_running(void)
     return mp ? atomic_load(&mp->curg) : NULL;
 }
 
+unsigned coro_procs_idle(void)
+{
+    return atomic_load_explicit(&sched.npidle, memory_order_relaxed);
+}
+
 bool coro_attached(void)
 {
     struct g *gp = g_running();
