@@ -24,7 +24,7 @@ for p in $packages; do
 done
 
 if [ -z "$missing" ]; then
-    [ "${1:-}" = "--check" ] || echo "install-deps: all $(echo $packages | wc -w) packages installed"
+    [ "${1:-}" = "--check" ] || echo "install-deps: all $(echo "$packages" | wc -w) packages installed"
     exit 0
 fi
 if [ "${1:-}" = "--check" ]; then

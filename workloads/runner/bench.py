@@ -467,6 +467,7 @@ class Runner:
                                               "error": str(e)})
                     res["server_banner"] = server.banner
                     res["wall_s"] = time.monotonic() - t_pt
+                    self.check_errors(pt, res, server, label)
                     why = self.saturation(pt, res)
                     if why:
                         saturated[pt.step] = (pt.connections, why)
@@ -493,6 +494,37 @@ class Runner:
                 if tmp:
                     shutil.rmtree(tmp, ignore_errors=True)
         return out
+
+    def check_errors(self, pt, res, server, label):
+        """A point where more than 1% of the requests failed is an anomaly: say what the
+        server answers (one probe request) so the report shows why."""
+        med = res.get("summary", {}).get("median", {})
+        if pt.kind == "idle":
+            ok, want = med.get("idle_ok"), med.get("idle_target")
+            if ok is not None and want and ok < want:
+                self.anomalies.append({
+                    "where": "%s %s" % (pt.scenario, label),
+                    "what": "only %d of %d idle connections got their answer (%d failed, "
+                            "%.1f s)" % (ok, want, med.get("idle_failed", 0),
+                                         med.get("idle_open_s", 0))})
+            return
+        total, errs = med.get("requests") or 0, med.get("errors_total") or 0
+        if not errs or errs <= 0.01 * max(total, 1):
+            return
+        res["error_fraction"] = errs / max(total, errs)
+        probe = ""
+        if pt.method == "GET":
+            try:
+                status, _, body, conn = loadgen.timed_get(server.base_url, pt.path, timeout=5)
+                conn.close()
+                probe = "; a single GET %s answers %d %s" % (
+                    pt.path, status, body[:80].decode("utf-8", "replace"))
+            except (OSError, http.client.HTTPException) as e:
+                probe = "; a single GET %s fails: %s" % (pt.path, e)
+        self.anomalies.append({"where": "%s %s" % (pt.scenario, label),
+                               "what": "%s %s: %.0f%% of the requests failed (%d errors)%s"
+                                       % (pt.step, pt.x_label, 100 * res["error_fraction"],
+                                          errs, probe)})
 
     @staticmethod
     def saturation(pt, res):
@@ -571,6 +603,8 @@ class Runner:
                         m[k] = None
                 runs.append(m)
         for m in runs:
+            if m.get("srv_cpu_s") is not None and m.get("requests"):
+                m["srv_cpu_us_per_req"] = m["srv_cpu_s"] * 1e6 / m["requests"]
             if pt.service_ms and "rps" in m:
                 m["little_rps"] = pt.connections * 1000.0 / pt.service_ms
                 m["little_frac"] = m["rps"] / m["little_rps"]

@@ -15,7 +15,13 @@ NOT_TESTED = "not tested yet"
 class Data:
     def __init__(self, doc):
         self.doc = doc
-        self.points = [p for p in doc.get("points", []) if not p.get("error")]
+        # points that failed, or where more than 1% of the requests failed, are not evidence
+        self.points, self.failed = [], []
+        for p in doc.get("points", []):
+            m = p.get("summary", {}).get("median", {})
+            errs, total = m.get("errors_total") or 0, m.get("requests") or 0
+            bad = p.get("error") or (p["kind"] != "idle" and errs > 0.01 * max(total, 1))
+            (self.failed if bad else self.points).append(p)
         self.cores = doc.get("pinning", {}).get("server_cores") or 1
         # a role is "in this run" when its model was built and has points in this run
         ran = {p["model"] for p in doc.get("points", [])}
@@ -101,7 +107,14 @@ def row(cid, claim, source, scenario, measured, verdict):
             "measured": measured, "verdict": verdict}
 
 
+FAILED_NOTE = {}
+
+
 def nodata(scenario):
+    bad = FAILED_NOTE.get(scenario)
+    if bad:
+        return "%s: %s failed in %s (errors; see anomalies)" % (NOT_TESTED, ", ".join(bad),
+                                                                scenario)
     return "%s: no %s results in this run" % (NOT_TESTED, scenario)
 
 
@@ -491,6 +504,11 @@ def sig_fanout(d):
 
 def evaluate(doc):
     d = Data(doc)
+    FAILED_NOTE.clear()
+    for p in d.failed:
+        names = FAILED_NOTE.setdefault(p["scenario"], [])
+        if p["model"] + "/" + p["mode"] not in names:
+            names.append(p["model"] + "/" + p["mode"])
     checks = [
         claim_go_vs_node_cpu, claim_node_io, claim_python_slower, claim_goroutine_connections,
         claim_node_chokes,

@@ -143,7 +143,10 @@ def plot_latency(doc, path):
             vals = [best[n]["summary"]["median"].get(key) or 0 for n in names]
             ax.bar([j + i * width for j in range(len(names))], vals, width, label=lab)
         ax.set_xticks([j + 0.4 - width / 2 for j in range(len(names))])
-        ax.set_xticklabels(names, rotation=20, fontsize=7, ha="right")
+        labels = names
+        if len({best[n]["connections"] for n in names}) > 1:
+            labels = ["%s c=%d" % (n, best[n]["connections"]) for n in names]
+        ax.set_xticklabels(labels, rotation=20, fontsize=7, ha="right")
         ax.set_yscale("log")
         ax.set_ylabel("latency, ms (log)")
         some = next(iter(best.values()))
@@ -151,11 +154,12 @@ def plot_latency(doc, path):
             "max level per model"
         ax.set_title("%s / %s (%s)" % (sc, st, load), fontsize=9)
         ax.grid(True, axis="y", alpha=0.3)
-        ax.legend(fontsize=6, ncol=5)
     for ax in list(axes.flat)[len(groups):]:
         ax.axis("off")
-    fig.suptitle("Latency percentiles per model/mode (median of runs)", fontsize=12)
-    fig.tight_layout()
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper right", ncol=len(PCTS), fontsize=8)
+    fig.suptitle("Latency percentiles per model/mode (median of runs)", fontsize=12, x=0.3)
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return True

@@ -12,6 +12,7 @@ CSV_FIELDS = [
     "repeats", "runs_ok", "rps_median", "rps_min", "rps_max", "p50_ms", "p90_ms", "p99_ms",
     "p999_ms", "max_ms", "mean_ms", "p99_ms_min", "p99_ms_max", "errors_total", "err_connect",
     "err_read", "err_write", "err_timeout", "err_status", "srv_cpu_cores", "srv_cpu_s",
+    "srv_cpu_us_per_req",
     "srv_rss_peak_mib", "srv_threads_max", "srv_procs", "little_rps", "little_frac",
     "late_frac", "bg_rps", "bg_p50_ms", "settle_s", "idle_target", "idle_ok", "idle_alive_open",
     "idle_alive_end", "rss_before_mib", "kib_per_conn", "threads_before", "threads_per_conn",
@@ -176,8 +177,9 @@ def summary_text(doc):
         mach["cpu_model"], mach["cpus_usable"], mach["mem_total_mib"], mach["kernel"],
         pinning_text(doc, short=True)))
     if busy(doc):
-        parts.append("WARNING: the machine was busy when the run started (load %.2f; %s)"
-                     % (mach["loadavg_start"][0], ", ".join(mach.get("busy_at_start") or [])))
+        who = ", ".join(mach.get("busy_at_start") or [])
+        parts.append("WARNING: other work was using %.0f%% of the CPUs when the run started%s"
+                     % (100 * mach["cpu_busy_start"], " (%s)" % who if who else ""))
     rows = load_rows(doc)
     if rows:
         parts += ["", text_table(LOAD_HEAD, rows)]
@@ -187,8 +189,13 @@ def summary_text(doc):
     rows = [[c["claim"], c["verdict"]] for c in doc["claims"] if c["source"] == "article"]
     parts += ["", "claims:", text_table(["claim", "verdict"], rows)]
     if doc["anomalies"] or doc["failures"]:
-        parts += ["", "anomalies: %d, failures: %d (see report.md)" % (
+        parts += ["", "anomalies: %d, failures: %d (all in report.md):" % (
             len(doc["anomalies"]), len(doc["failures"]))]
+        items = ["  %s: %s" % (a["where"], a["what"]) for a in doc["anomalies"]]
+        items += ["  failure, %s: %s" % (f["what"], f["error"]) for f in doc["failures"]]
+        parts += [i if len(i) <= 160 else i[:157] + "..." for i in items[:12]]
+        if len(items) > 12:
+            parts.append("  ...")
     return "\n".join(parts)
 
 
@@ -217,23 +224,26 @@ def pinning_text(doc, short=False):
 
 
 def busy(doc):
-    la = doc["machine"].get("loadavg_start")
-    cores = doc["machine"].get("cpus_usable") or 1
-    return bool(la) and la[0] > 0.5 * cores
+    """Was something else using the CPUs just before the run started?"""
+    b = doc["machine"].get("cpu_busy_start")
+    return b is not None and b > 0.25
 
 
 def load_text(doc):
     m = doc["machine"]
-    la, le = m.get("loadavg_start"), m.get("loadavg_end")
-    if not la:
-        return "unknown"
-    t = "1-minute load average %.2f when the run started" % la[0]
+    la, le, b = m.get("loadavg_start"), m.get("loadavg_end"), m.get("cpu_busy_start")
+    parts = []
+    if b is not None:
+        parts.append("CPUs %.0f%% busy in the second before the run started" % (100 * b))
+    if la:
+        parts.append("1-minute load average %.2f at the start" % la[0])
     if le:
-        t += ", %.2f when it ended (the benchmark's own load included)" % le[0]
+        parts.append("%.2f at the end (the benchmark's own load included)" % le[0])
+    t = ", ".join(parts) or "unknown"
     if busy(doc):
-        t += ("; **the machine was busy before the benchmark started** (%s): other work "
-              "competed for the CPUs, so treat these numbers with suspicion"
-              % (", ".join(m.get("busy_at_start") or []) or "load above half the CPUs"))
+        who = ", ".join(m.get("busy_at_start") or [])
+        t += ("; **other work was using the CPUs when the run started**%s, so treat these "
+              "numbers with suspicion" % (" (%s)" % who if who else ""))
     return t
 
 
@@ -322,7 +332,8 @@ def write_report(doc, path, plot_files):
     L.append("Medians over the repeated runs; req/s with its min-max spread. Latency in ms "
              "(closed loop: wrk, open loop: h2load). `srv cores` = server CPU time / wall "
              "time; RSS and threads are the peaks sampled from /proc during the runs (summed "
-             "over worker processes).")
+             "over worker processes). The scenario tables below add `CPU µs/req` (server CPU "
+             "time per completed request: what the model costs, whatever CPU it could get).")
     L.append("")
     rows = load_rows(doc)
     if rows:
@@ -413,13 +424,13 @@ def scenario_table(pts):
     if all(p["kind"] == "idle" for p in pts):
         return IDLE_HEAD, idle_rows({"points": pts})
     head = ["step", "model/mode", "load", "req/s median (min-max)", "p50", "p90", "p99",
-            "p99.9", "max", "errors", "srv cores", "RSS MiB", "threads", "notes"]
+            "p99.9", "max", "errors", "srv cores", "CPU µs/req", "RSS MiB", "threads", "notes"]
     rows = []
     for p in pts:
         m = p["summary"]["median"]
         if p.get("error"):
             rows.append([p["step"], p["model"] + "/" + p["mode"], load_label(p),
-                         "FAILED", "", "", "", "", "", "", "", "", "", p["error"][:120]])
+                         "FAILED", "", "", "", "", "", "", "", "", "", "", p["error"][:120]])
             continue
         notes = []
         if m.get("little_rps"):
@@ -445,8 +456,9 @@ def scenario_table(pts):
                      fms(m.get("lat_p50_ms")), fms(m.get("lat_p90_ms")),
                      fms(m.get("lat_p99_ms")), fms(m.get("lat_p999_ms")),
                      fms(m.get("lat_max_ms")), "%d" % m.get("errors_total", 0),
-                     fms(m.get("srv_cpu_cores")), fms(m.get("srv_rss_peak_mib")),
-                     _int(m.get("srv_threads_max")), "; ".join(notes)])
+                     fms(m.get("srv_cpu_cores")), fms(m.get("srv_cpu_us_per_req")),
+                     fms(m.get("srv_rss_peak_mib")), _int(m.get("srv_threads_max")),
+                     "; ".join(notes)])
     return head, rows
 
 

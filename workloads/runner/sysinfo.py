@@ -7,6 +7,7 @@ import re
 import resource
 import shutil
 import subprocess
+import time
 
 
 def _first_line(cmd):
@@ -149,6 +150,24 @@ def loadavg():
         return None
 
 
+def _cpu_times():
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + (v[4] if len(v) > 4 else 0)
+    return sum(v[:8]) - idle, sum(v[:8])
+
+
+def cpu_busy(interval=1.0):
+    """Share of all CPUs busy during `interval` seconds (the runner itself sleeps meanwhile)."""
+    try:
+        b1, t1 = _cpu_times()
+        time.sleep(interval)
+        b2, t2 = _cpu_times()
+    except (OSError, ValueError, IndexError):
+        return None
+    return (b2 - b1) / (t2 - t1) if t2 > t1 else None
+
+
 def busy_processes(limit=3, min_pcpu=20.0):
     """Other processes using a lot of CPU right now (a sign of a shared, busy machine)."""
     try:
@@ -203,6 +222,7 @@ def collect(build_dir, server_bins):
         "kernel": platform.release(),
         "os": _os_release(),
         "loadavg_start": loadavg(),
+        "cpu_busy_start": cpu_busy(),
         "busy_at_start": busy_processes(),
         "somaxconn": read_int("/proc/sys/net/core/somaxconn"),
         "port_range": _read_text("/proc/sys/net/ipv4/ip_local_port_range"),
