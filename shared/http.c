@@ -4,6 +4,7 @@
 #include "check.h"
 #include "cli.h"
 #include "conn.h"
+#include "http_check.h"
 #include "metrics.h"
 #include "req_impl.h"
 #include "route.h"
@@ -28,7 +29,8 @@ struct http_server {
 };
 
 enum http_req_state {
-    HTTP_REQ_RECEIVING, /* headers and body arriving */
+    HTTP_REQ_NEW,       /* the request line is in (URI callback); the headers are coming */
+    HTTP_REQ_RECEIVING, /* headers are in; the body is arriving */
     HTTP_REQ_RUNNING,   /* handed to the model, which finished it inline or suspended it */
     HTTP_REQ_ANSWERED,  /* the response is queued */
 };
@@ -39,9 +41,11 @@ struct http_req {
     struct http_server *srv;
     struct MHD_Connection *conn;
     enum http_req_state state;
-    size_t discarded; /* body bytes dropped after the limit was passed */
-    bool suspended;   /* written only on the handler's thread: see http_access_cb */
+    size_t discarded;       /* body bytes dropped after the limit was passed */
+    const char *target_end; /* where the raw target's C string ends (see http_uri_cb) */
+    bool suspended;         /* written only on the handler's thread: see http_access_cb */
     bool admitted;
+    bool counted; /* in metrics' in-flight count */
     _Alignas(16) unsigned char model_ctx[];
 };
 
@@ -123,58 +127,46 @@ static struct http_req *http_req_create(struct http_server *srv, struct MHD_Conn
     req_init(&h->req, srv->model->req_ctx_size ? h->model_ctx : NULL);
     h->srv = srv;
     h->conn = conn;
-    h->state = HTTP_REQ_RECEIVING;
+    h->state = HTTP_REQ_NEW;
     h->discarded = 0;
+    h->target_end = NULL;
     h->suspended = false;
     h->admitted = false;
+    h->counted = false;
     memset(h->model_ctx, 0, srv->model->req_ctx_size);
     return h;
 }
 
-/* Counts the request's header fields and the bytes of its query arguments. */
-struct http_sizes {
-    size_t arg_bytes;
-    unsigned headers;
-};
-
-static enum MHD_Result http_size_cb(void *cls, enum MHD_ValueKind kind, const char *key,
-                                    size_t key_size, const char *value, size_t value_size)
+/* libmicrohttpd calls this as soon as it has split the request line, with the raw target
+ * (before unescaping and splitting off the query) and the version already NUL-terminated
+ * right after it. Its return value becomes *req_cls, so the request starts here. Where the
+ * target's C string ends tells, later, whether it had a NUL byte inside: then it ends before
+ * the separator that precedes the version. */
+static void *http_uri_cb(void *cls, const char *uri, struct MHD_Connection *conn)
 {
-    (void)key;
-    (void)value;
-    struct http_sizes *sz = cls;
-    if (kind == MHD_HEADER_KIND)
-        sz->headers++;
-    else
-        sz->arg_bytes += key_size + value_size + 2; /* '&' or '?', and '=' */
-    return MHD_YES;
+    struct http_req *h = http_req_create(cls, conn);
+    if (h != NULL)
+        h->target_end = uri + strlen(uri);
+    return h;
 }
 
-/* The request-size limits that libmicrohttpd does not enforce itself (its buffer bounds the
- * head as a whole: --conn-buffer). */
-static void http_check_sizes(struct http_server *srv, struct MHD_Connection *conn, const char *url,
-                             struct req *r)
+/* Headers are in: route, check the head, collect the arguments. */
+static enum MHD_Result http_begin(struct http_req *h, const char *url, const char *method,
+                                  const char *version)
 {
-    struct http_sizes sz = {0};
-    MHD_get_connection_values_n(conn, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, http_size_cb, &sz);
-    if (strlen(url) + sz.arg_bytes > srv->limits.max_url)
-        req_reply_error(r, 414, "request target too long");
-    else if (sz.headers > srv->limits.max_headers)
-        req_reply_error(r, 431, "too many request header fields");
-}
-
-static enum MHD_Result http_begin(struct http_server *srv, struct MHD_Connection *conn,
-                                  const char *url, const char *method, void **req_cls)
-{
-    struct http_req *h = http_req_create(srv, conn);
-    if (h == NULL)
-        return MHD_NO;
-    *req_cls = h;
-    metrics_request_begin();
-    conn_phase_set(http_conn_of(conn), CONN_BODY);
+    struct http_server *srv = h->srv;
+    struct MHD_Connection *conn = h->conn;
     struct req *r = &h->req;
+    h->state = HTTP_REQ_RECEIVING;
+    conn_phase_set(http_conn_of(conn), CONN_BODY);
     req_route(r, method, url);
-    http_check_sizes(srv, conn, url, r);
+    bool cut = version != NULL && version[0] != '\0' && h->target_end + 1 != version;
+    struct http_check verdict = http_check_head(conn, url, version, cut, &srv->limits);
+    if (verdict.status != 0) {
+        req_reply_error(r, verdict.status, verdict.why);
+        if (verdict.close) /* queued on the first call: libmicrohttpd closes after it */
+            return http_queue(h);
+    }
     MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, http_arg_cb, r);
     req_content_type_set(
         r, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE));
@@ -210,6 +202,10 @@ static enum MHD_Result http_run(struct http_req *h)
 {
     h->state = HTTP_REQ_RUNNING;
     conn_phase_set(http_conn_of(h->conn), CONN_BUSY);
+    /* In flight from here: a request still waiting for its body is the client's business,
+     * and must not hold up a drain (libmicrohttpd closes it when the daemon stops). */
+    metrics_request_begin();
+    h->counted = true;
     /* Seq_cst, pairing with the drain: either the drain counts this request in flight (we
      * began before it read zero), or we see http_draining here and never reach the model. */
     if (atomic_load(&http_draining) && !req_finished(&h->req))
@@ -229,10 +225,13 @@ static enum MHD_Result http_access_cb(void *cls, struct MHD_Connection *conn, co
                                       const char *upload_data, size_t *upload_data_size,
                                       void **req_cls)
 {
-    (void)version;
+    (void)cls;
+    (void)conn;
     struct http_req *h = *req_cls;
     if (h == NULL)
-        return http_begin(cls, conn, url, method, req_cls);
+        return MHD_NO; /* http_uri_cb ran out of memory: drop the connection */
+    if (h->state == HTTP_REQ_NEW)
+        return http_begin(h, url, method, version);
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
@@ -248,6 +247,8 @@ static enum MHD_Result http_access_cb(void *cls, struct MHD_Connection *conn, co
     switch (h->state) {
     case HTTP_REQ_RECEIVING:
         return http_run(h);
+    case HTTP_REQ_NEW:
+        break;
     case HTTP_REQ_RUNNING: /* called again after http_req_resume */
         TRIAD_ASSERT(h->suspended, "handler called again for a running request");
         h->suspended = false;
@@ -272,10 +273,12 @@ static void http_completed_cb(void *cls, struct MHD_Connection *conn, void **req
     if (h->admitted)
         atomic_fetch_sub_explicit(&http_admitted, 1, memory_order_relaxed);
     conn_phase_set(http_conn_of(conn), CONN_HEAD); /* waiting for the next request now */
+    bool counted = h->counted;
     req_release(&h->req);
     free(h);
     *req_cls = NULL;
-    metrics_request_end();
+    if (counted)
+        metrics_request_end();
 }
 
 static int http_hex(char c)
@@ -381,10 +384,10 @@ int http_server_start(const struct http_config *cfg, struct http_server **out)
         cfg->mhd_flags | MHD_USE_ITC, 0, NULL, NULL, http_access_cb, srv, MHD_OPTION_LISTEN_SOCKET,
         (MHD_socket)cfg->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, http_completed_cb, srv,
         MHD_OPTION_NOTIFY_CONNECTION, http_connection_cb, srv, MHD_OPTION_UNESCAPE_CALLBACK,
-        http_unescape_cb, srv, MHD_OPTION_CONNECTION_LIMIT, cfg->limits.max_connections,
-        MHD_OPTION_CONNECTION_TIMEOUT, cfg->limits.idle_timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, cfg->limits.conn_memory, MHD_OPTION_THREAD_STACK_SIZE,
-        cfg->thread_stack_size, MHD_OPTION_END);
+        http_unescape_cb, srv, MHD_OPTION_URI_LOG_CALLBACK, http_uri_cb, srv,
+        MHD_OPTION_CONNECTION_LIMIT, cfg->limits.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+        cfg->limits.idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, cfg->limits.conn_memory,
+        MHD_OPTION_THREAD_STACK_SIZE, cfg->thread_stack_size, MHD_OPTION_END);
     if (srv->daemon == NULL) {
         free(srv);
         return -EIO;
