@@ -55,12 +55,13 @@
  *   - The HTTP server is libmicrohttpd, not net/http: one goroutine per request, not per
  *     connection. libmicrohttpd's connections are sharded over GOMAXPROCS daemons, each driven
  *     by a netpoller goroutine (main.c) that any M may run.
- *   - The netpoller fast path (coro_run_inline): the netpoller goroutine runs a new request's
- *     goroutine immediately on its own M, waiting for it, and the request leaves the M only
- *     at its first wait (or preemption). Go would put the new G in runnext and run it after
- *     the netpoller G parks; both stay on one M, and a request that never waits pays no
- *     hand-off either way. Here it also lets the response be queued without suspending the
- *     connection.
+ *   - The netpoller fast path (coro_run_inline): when every P is busy, the netpoller goroutine
+ *     runs a new request's goroutine immediately on its own M, waiting for it, and the
+ *     request leaves the M only at its first wait (or preemption). Go would put the new G in
+ *     runnext and run it after the netpoller G parks; both stay on one M, and a request that
+ *     never waits pays no hand-off either way. Here it also lets the response be queued
+ *     without suspending the connection. When a P is idle, main.c does what Go does, so that
+ *     the idle P can steal the request.
  *   - M parking uses a mutex and condition variable per M, not a futex word (ThreadSanitizer
  *     understands the former).
  *   - Ms are never destroyed before shutdown (Go keeps them too, apart from locked threads).
