@@ -13,6 +13,7 @@ struct conn {
     unsigned head_timeout_ms, body_timeout_ms; /* 0: no deadline */
     _Atomic int phase;                         /* enum conn_phase */
     _Atomic uint64_t since_ms;                 /* when the current phase began */
+    void *req; /* the request begun and not yet completed; the connection's thread only */
     struct conn *prev, *next;
 };
 
@@ -45,10 +46,11 @@ struct conn *conn_open(int fd, unsigned head_timeout_s, unsigned body_timeout_s)
     return c;
 }
 
-void conn_close(struct conn *c)
+void *conn_close(struct conn *c)
 {
     if (c == NULL)
-        return;
+        return NULL;
+    void *orphan = c->req;
     pthread_mutex_lock(&conn_lock);
     if (c->prev)
         c->prev->next = c->next;
@@ -58,6 +60,13 @@ void conn_close(struct conn *c)
         c->next->prev = c->prev;
     pthread_mutex_unlock(&conn_lock);
     free(c);
+    return orphan;
+}
+
+void conn_req_set(struct conn *c, void *req)
+{
+    if (c != NULL)
+        c->req = req;
 }
 
 void conn_phase_set(struct conn *c, enum conn_phase phase)

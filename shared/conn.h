@@ -27,8 +27,13 @@ struct conn;
 /* Starts tracking a connection in phase HEAD. NULL when out of memory (it is then simply not
  * watched: libmicrohttpd's inactivity timeout still applies). */
 struct conn *conn_open(int fd, unsigned head_timeout_s, unsigned body_timeout_s);
-void conn_close(struct conn *c);
+/* Stops tracking it; returns the request still set on it (conn_req_set), for the caller to
+ * free: libmicrohttpd 0.9.75 never reports a request completed when it gave up on its head
+ * after the URI callback (a head that exhausts the connection's memory pool). */
+void *conn_close(struct conn *c);
 void conn_phase_set(struct conn *c, enum conn_phase phase);
+/* The request begun on this connection, or NULL once it completed. Its thread only. */
+void conn_req_set(struct conn *c, void *req);
 
 /* Shuts down every connection past its deadline; returns how many. Any thread. */
 unsigned conn_sweep(void);

@@ -49,7 +49,7 @@ struct http_req {
     _Alignas(16) unsigned char model_ctx[];
 };
 
-/* Admitted requests in this process, across all its daemons. */
+/* Admitted requests in this process, across all its daemons, until their answer is queued. */
 static _Atomic unsigned http_admitted;
 /* Suspended requests: libmicrohttpd must not be stopped while there are any. */
 static _Atomic unsigned http_suspended;
@@ -79,11 +79,22 @@ static struct conn *http_conn_of(struct MHD_Connection *c)
 
 /* ---- queueing the response --------------------------------------------------------------- */
 
+static void http_admit_release(struct http_req *h)
+{
+    if (h->admitted)
+        atomic_fetch_sub_explicit(&http_admitted, 1, memory_order_relaxed);
+    h->admitted = false;
+}
+
 static enum MHD_Result http_queue(struct http_req *h)
 {
     struct req *r = &h->req;
     TRIAD_ASSERT(r->finished && h->state != HTTP_REQ_ANSWERED, "queueing twice");
     h->state = HTTP_REQ_ANSWERED;
+    /* The model is done with it: admission counts work, not bytes on their way out. Released
+     * here rather than at completion, so that a client that has read its answer never finds
+     * its own finished request still counted against the next one. */
+    http_admit_release(h);
     enum MHD_ResponseMemoryMode mode =
         r->out_owned ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT;
     struct MHD_Response *resp = MHD_create_response_from_buffer(r->out_len, (void *)r->out, mode);
@@ -147,6 +158,7 @@ static void *http_uri_cb(void *cls, const char *uri, struct MHD_Connection *conn
     struct http_req *h = http_req_create(cls, conn);
     if (h != NULL)
         h->target_end = uri + strlen(uri);
+    conn_req_set(http_conn_of(conn), h); /* freed when the connection closes, if not before */
     return h;
 }
 
@@ -160,8 +172,9 @@ static enum MHD_Result http_begin(struct http_req *h, const char *url, const cha
     h->state = HTTP_REQ_RECEIVING;
     conn_phase_set(http_conn_of(conn), CONN_BODY);
     req_route(r, method, url);
-    bool cut = version != NULL && version[0] != '\0' && h->target_end + 1 != version;
-    struct http_check verdict = http_check_head(conn, url, version, cut, &srv->limits);
+    struct http_head head = {method, url, version, false};
+    head.target_cut = version != NULL && version[0] != '\0' && h->target_end + 1 != version;
+    struct http_check verdict = http_check_head(conn, &head, &srv->limits);
     if (verdict.status != 0) {
         req_reply_error(r, verdict.status, verdict.why);
         if (verdict.close) /* queued on the first call: libmicrohttpd closes after it */
@@ -259,6 +272,19 @@ static enum MHD_Result http_access_cb(void *cls, struct MHD_Connection *conn, co
     return MHD_YES;
 }
 
+static void http_req_destroy(struct http_req *h)
+{
+    /* `suspended` may still be set: a client that hung up while its request was suspended is
+     * noticed only after the resume, and libmicrohttpd then completes the request without
+     * calling the handler again. The model has let go of it by then (it resumed it). */
+    http_admit_release(h); /* if it was never answered */
+    bool counted = h->counted;
+    req_release(&h->req);
+    free(h);
+    if (counted)
+        metrics_request_end();
+}
+
 static void http_completed_cb(void *cls, struct MHD_Connection *conn, void **req_cls,
                               enum MHD_RequestTerminationCode toe)
 {
@@ -267,18 +293,11 @@ static void http_completed_cb(void *cls, struct MHD_Connection *conn, void **req
     struct http_req *h = *req_cls;
     if (h == NULL)
         return;
-    /* `suspended` may still be set: a client that hung up while its request was suspended is
-     * noticed only after the resume, and libmicrohttpd then completes the request without
-     * calling the handler again. The model has let go of it by then (it resumed it). */
-    if (h->admitted)
-        atomic_fetch_sub_explicit(&http_admitted, 1, memory_order_relaxed);
-    conn_phase_set(http_conn_of(conn), CONN_HEAD); /* waiting for the next request now */
-    bool counted = h->counted;
-    req_release(&h->req);
-    free(h);
+    struct conn *c = http_conn_of(conn);
+    conn_req_set(c, NULL);
+    conn_phase_set(c, CONN_HEAD); /* waiting for the next request now */
+    http_req_destroy(h);
     *req_cls = NULL;
-    if (counted)
-        metrics_request_end();
 }
 
 static int http_hex(char c)
@@ -305,8 +324,12 @@ static void http_connection_cb(void *cls, struct MHD_Connection *conn, void **so
                 conn_open(info->connect_fd, srv->limits.idle_timeout_s, srv->limits.read_timeout_s);
     } else {
         atomic_fetch_sub_explicit(&http_open_connections, 1, memory_order_relaxed);
-        conn_close(*socket_ctx); /* before libmicrohttpd closes the descriptor */
+        struct http_req *orphan = conn_close(*socket_ctx); /* before the descriptor closes */
         *socket_ctx = NULL;
+        if (orphan != NULL) { /* its head never completed: the model never saw it */
+            TRIAD_ASSERT(orphan->state == HTTP_REQ_NEW, "an orphan request that ran");
+            http_req_destroy(orphan);
+        }
     }
 }
 

@@ -8,6 +8,8 @@
  *   - two Content-Length fields, or Content-Length with Transfer-Encoding, or a transfer coding
  *     other than exactly "chunked": the body's length is ambiguous (RFC 9112, 6.3);
  *   - whitespace between a field name and its colon (RFC 9112, 5.1);
+ *   - a line with an empty field name, or starting with a NUL byte, which libmicrohttpd takes
+ *     for the end of the head: the rest of the head would be read as another request;
  *   - an HTTP/1.1 request without exactly one Host field (RFC 9112, 3.2);
  *   - a target longer than --max-url, more header fields than --max-headers.
  *
@@ -29,8 +31,14 @@ struct http_check {
     bool close;      /* framing is in doubt: answer at once and close */
 };
 
-/* `target_cut` is true when the raw target had a NUL byte (see http.c's URI callback). */
-struct http_check http_check_head(struct MHD_Connection *c, const char *url, const char *version,
-                                  bool target_cut, const struct http_limits *lim);
+/* The request line as libmicrohttpd split it: its strings point into its read buffer, where
+ * the head still is (`method` is its first byte). */
+struct http_head {
+    const char *method, *url, *version;
+    bool target_cut; /* the raw target had a NUL byte (see http.c's URI callback) */
+};
+
+struct http_check http_check_head(struct MHD_Connection *c, const struct http_head *head,
+                                  const struct http_limits *lim);
 
 #endif
