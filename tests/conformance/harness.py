@@ -449,13 +449,14 @@ def _interrupted(signum, frame):
     raise Interrupted(signal.Signals(signum).name)
 
 
-def entry():
-    # Servers run in their own sessions, so a SIGTERM/SIGINT to the suite (a test runner's
-    # timeout, ^C) must unwind through main's cleanup, which kills them.
+def entry(run=None):
+    """Runs `run` (default: this suite's main) on the command line and exits with its status.
+    Servers run in their own sessions, so a SIGTERM/SIGINT to the suite (a test runner's
+    timeout, ^C) must unwind through the runner's cleanup, which kills them."""
     signal.signal(signal.SIGTERM, _interrupted)
     signal.signal(signal.SIGINT, _interrupted)
     try:
-        sys.exit(main(sys.argv[1:]))
+        sys.exit((run or main)(sys.argv[1:]))
     except Interrupted as e:
         print("interrupted by %s" % e, flush=True)
         sys.exit(1)

@@ -21,7 +21,6 @@ import os
 import queue
 import re
 import shutil
-import signal
 import sqlite3
 import sys
 import tempfile
@@ -731,19 +730,5 @@ def summary(failures, runner, opts, t0):
     return 1 if bad or failures else 0
 
 
-class Interrupted(BaseException):
-    pass
-
-
-def _interrupted(signum, frame):
-    raise Interrupted(signal.Signals(signum).name)
-
-
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, _interrupted)
-    signal.signal(signal.SIGINT, _interrupted)
-    try:
-        sys.exit(main(sys.argv[1:]))
-    except Interrupted as e:
-        print("interrupted by %s" % e, flush=True)
-        sys.exit(1)
+    harness.entry(main)
