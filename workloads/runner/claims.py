@@ -168,32 +168,47 @@ def claim_node_io(d):
     m = missing(d, "node")
     if m:
         return row("node-io", c, "article", "io-bound", "", m)
-    node = d.top("io-bound", "io-50ms", d.model("node"))
-    if node is None:
+    levels = sorted(d.find("io-bound", "io-50ms", d.model("node"), "default"),
+                    key=lambda p: p["connections"])
+    if not levels:
         return row("node-io", c, "article", "io-bound", "", nodata("io-bound"))
-    n = node["connections"]
-    frac = med(node, "little_frac")
-    errs = med(node, "errors_total") or 0
-    parts = ["evloop %s at %d connections = %.0f%% of Little's law (%s req/s), %s threads, "
-             "%s req per server CPU-second"
-             % (fmt_rps(node), n, 100 * (frac or 0), num(med(node, "little_rps")),
-                num(med(node, "srv_threads_max")), num(per_cpu(node)))]
-    best_other = None
-    for p in d.points:
-        if (p["scenario"], p["step"], p["connections"]) == ("io-bound", "io-50ms", n) and \
-                p["model"] != node["model"]:
-            parts.append("%s/%s %s" % (p["model"], p["mode"], fmt_rps(p)))
-            if best_other is None or (rps(p) or 0) > (rps(best_other) or 0):
-                best_other = p
-    if errs:
-        parts.append("%d errors" % errs)
+    parts, good, saturated = [], [], []
+    for node in levels:
+        n = node["connections"]
+        frac = med(node, "little_frac") or 0
+        others = [p for p in d.points if p["model"] != node["model"] and
+                  (p["scenario"], p["step"], p["connections"]) == ("io-bound", "io-50ms", n)]
+        best = max(others, key=lambda p: rps(p) or 0) if others else None
+        errs = med(node, "errors_total") or 0
+        ahead = best is None or (rps(node) or 0) >= 0.9 * (rps(best) or 0)
+        clean = errs <= 0.01 * max(1, med(node, "requests") or 1)
+        cores = med(node, "srv_cpu_cores") or 0
+        text = ("%d connections: evloop %s = %.0f%% of Little's law (%s req/s) on %s thread(s), "
+                "%.2f server cores" % (n, fmt_rps(node), 100 * frac, num(med(node, "little_rps")),
+                                       num(med(node, "srv_threads_max")), cores))
+        if best is not None:
+            text += ", best other %s/%s %s" % (best["model"], best["mode"], fmt_rps(best))
+        if errs:
+            text += ", %d errors" % errs
+        parts.append(text)
+        if frac >= 0.7 and ahead and clean:
+            good.append(n)
+        elif ahead and clean and cores >= 0.85:
+            saturated.append(n)  # the one loop thread is the bottleneck, yet still ahead
     meas = "; ".join(parts)
-    # "excellent": close to the ideal, and at least as good as the other models at that load
-    ok = (frac is not None and frac >= 0.7
-          and (best_other is None or (rps(node) or 0) >= 0.9 * (rps(best_other) or 0))
-          and errs <= 0.01 * max(1, med(node, "requests") or 1))
-    return row("node-io", c, "article", "io-bound", meas,
-               "supported" if ok else "not supported")
+    # "excellent": close to the ideal and at least as good as the other models at that load.
+    # Past the load one core can serve, no single-threaded loop can follow Little's law: that
+    # is said, not hidden, and still counts if the loop stays ahead of the other models.
+    if good and len(good) + len(saturated) == len(levels):
+        v = "supported up to %d connections" % max(good)
+        if saturated:
+            v += ("; at %s the single loop thread is CPU-bound (one core) and still ahead of "
+                  "the other models" % ", ".join(str(n) for n in saturated))
+    elif good:
+        v = "supported up to %d connections only" % max(good)
+    else:
+        v = "not supported"
+    return row("node-io", c, "article", "io-bound", meas, v)
 
 
 def claim_python_slower(d):

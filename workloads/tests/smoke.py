@@ -119,10 +119,25 @@ def check_claims():
     doc = {"points": pts, "models": models, "pinning": {"server_cores": 2}}
     verdicts = {c["id"]: c["verdict"] for c in claims.evaluate(doc)}
     check(verdicts["go-vs-node-cpu"].startswith("supported"), verdicts["go-vs-node-cpu"])
-    check(verdicts["node-io"] == "supported", verdicts["node-io"])
+    check(verdicts["node-io"] == "supported up to 1000 connections", verdicts["node-io"])
     check(verdicts["python-slower"].startswith("supported"), verdicts["python-slower"])
     check(verdicts["go-connections"] == "supported", verdicts["go-connections"])
     check(verdicts["node-chokes"].startswith("supported"), verdicts["node-chokes"])
+    # past what one core serves: the loop is CPU-bound, and that is said, not hidden
+    saturated = [fake_point("io-bound", "io-50ms", "evloop", "default", 10000, 40000,
+                            little_frac=0.2, little_rps=200000, srv_cpu_cores=0.95),
+                 fake_point("io-bound", "io-50ms", "coro", "default", 10000, 28000,
+                            little_frac=0.14, little_rps=200000)]
+    doc["points"] = pts + saturated
+    v = {c["id"]: c["verdict"] for c in claims.evaluate(doc)}["node-io"]
+    check(v.startswith("supported up to 1000 connections; at 10000 the single loop thread is "
+                       "CPU-bound"), v)
+    doc["points"] = pts[:4] + [fake_point("io-bound", "io-50ms", "evloop", "default", 1000,
+                                          9000, little_frac=0.45, little_rps=20000,
+                                          srv_cpu_cores=0.3)]
+    v = {c["id"]: c["verdict"] for c in claims.evaluate(doc)}["node-io"]
+    check(v == "not supported", v)
+    doc["points"] = pts
     # the same run without evloop and coro: their claims are "not tested yet"
     doc["points"] = [p for p in pts if p["model"] == "threaded"]
     verdicts = {c["id"]: c["verdict"] for c in claims.evaluate(doc)}
