@@ -209,15 +209,21 @@ class Ctx:
     def db_path(self):
         return self.server.db_path
 
-    def start_server(self, label, more_args=(), db_path=None):
-        """Start another instance (own database unless db_path is given) with the suite's
-        extra args plus more_args. Raises CheckFailure if it does not come up."""
+    def new_instance_paths(self, label, db_path=None):
+        """A unique label for another instance, and its database (a fresh directory of its
+        own unless db_path is given)."""
         self._labels += 1
         label = "%s-%d" % (label, self._labels)
         if db_path is None:
             db_dir = os.path.join(self.workdir, label)
             os.makedirs(db_dir, exist_ok=True)
             db_path = os.path.join(db_dir, "triad.db")
+        return (label, db_path)
+
+    def start_server(self, label, more_args=(), db_path=None):
+        """Start another instance (own database unless db_path is given) with the suite's
+        extra args plus more_args. Raises CheckFailure if it does not come up."""
+        (label, db_path) = self.new_instance_paths(label, db_path)
         srv = ServerProc(self.binary, db_path, list(self.extra_args) + list(more_args),
                          self.workdir, label)
         self.servers.append(srv)
@@ -284,12 +290,16 @@ def stderr_excerpt(srv):
 
 # -- the runner -----------------------------------------------------------------------------
 
+def split_extra(argv):
+    """(the suite's own arguments, the arguments after -- that go to every server)."""
+    if "--" not in argv:
+        return (argv, [])
+    i = argv.index("--")
+    return (argv[:i], argv[i + 1:])
+
+
 def parse_args(argv):
-    if "--" in argv:
-        i = argv.index("--")
-        argv, extra = argv[:i], argv[i + 1:]
-    else:
-        extra = []
+    (argv, extra) = split_extra(argv)
     p = argparse.ArgumentParser(
         description="Black-box conformance suite for the triad servers.",
         epilog="Arguments after -- are passed to every server instance.")

@@ -172,12 +172,7 @@ class LaunchedServer(harness.ServerProc):
 
 def new_instance(ctx, label, more_args=(), db_path=None, **launch):
     """Like ctx.start_server but does not start it, and can use launch.py (uid, fsize)."""
-    ctx._labels += 1
-    label = "%s-%d" % (label, ctx._labels)
-    if db_path is None:
-        db_dir = os.path.join(ctx.workdir, label)
-        os.makedirs(db_dir, exist_ok=True)
-        db_path = os.path.join(db_dir, "triad.db")
+    (label, db_path) = ctx.new_instance_paths(label, db_path)
     args = list(ctx.extra_args) + list(more_args)
     if launch:
         srv = LaunchedServer(ctx.binary, db_path, args, ctx.workdir, label, **launch)

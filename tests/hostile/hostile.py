@@ -376,11 +376,7 @@ class Instance:
 # -- the run ----------------------------------------------------------------------------------
 
 def parse_args(argv):
-    if "--" in argv:
-        i = argv.index("--")
-        argv, extra = argv[:i], argv[i + 1:]
-    else:
-        extra = []
+    (argv, extra) = harness.split_extra(argv)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 epilog="Arguments after -- are passed to every server instance.")
     p.add_argument("--server", required=True, help="path to a triad-<model> binary")
