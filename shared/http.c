@@ -199,7 +199,7 @@ static enum MHD_Result http_begin(struct http_req *h, const char *url, const cha
  * endpoints are exempt so that a saturated server can still be observed. */
 static bool http_admit(struct http_req *h)
 {
-    if (h->req.route->flags & ROUTE_OPS)
+    if (req_exempt(&h->req))
         return true;
     unsigned n = atomic_fetch_add_explicit(&http_admitted, 1, memory_order_relaxed);
     if (n >= h->srv->max_inflight) {

@@ -114,11 +114,11 @@ static size_t metrics_gauges(struct metrics_gauge *g, size_t cap)
     struct cache_stats cs;
     cache_stats_read(&cs);
     size_t n = 0;
-    g[n++] = (struct metrics_gauge){"cache_hits_total", "World cache hits", (double)cs.hits};
-    g[n++] = (struct metrics_gauge){"cache_misses_total", "World cache misses", (double)cs.misses};
-    g[n++] = (struct metrics_gauge){"cache_stale_fills_total",
-                                    "Cache fills dropped because an update raced them",
-                                    (double)cs.stale_fills};
+    g[n++] = METRICS_GAUGE("cache_hits_total", "World cache hits", (double)cs.hits);
+    g[n++] = METRICS_GAUGE("cache_misses_total", "World cache misses", (double)cs.misses);
+    g[n++] =
+        METRICS_GAUGE("cache_stale_fills_total", "Cache fills dropped because an update raced them",
+                      (double)cs.stale_fills);
     if (metrics_model_gauges)
         n += metrics_model_gauges(g + n, cap - n);
     return n;
@@ -142,6 +142,40 @@ static json_t *metrics_status_json(void)
     return by;
 }
 
+struct metrics_gauge metrics_gauge_labeled(const char *name, const char *help, const char *label,
+                                           const char *label_value, double value)
+{
+    struct metrics_gauge g = {.name = name, .help = help, .value = value, .label = label};
+    snprintf(g.label_value, sizeof(g.label_value), "%s", label_value);
+    return g;
+}
+
+static json_t *metrics_number(double v)
+{
+    /* Counts print as integers; only true fractions (delays, seconds) as reals. */
+    bool whole = v == floor(v) && fabs(v) < 9007199254740992.0;
+    return whole ? json_integer((json_int_t)v) : json_real(v);
+}
+
+/* One key per figure: the name (plus a summary's suffix); a labelled family is one object
+ * keyed by the label's values. */
+static void metrics_gauge_json(json_t *gauges, const struct metrics_gauge *g)
+{
+    char key[96];
+    snprintf(key, sizeof(key), "%s%s", g->name, g->suffix ? g->suffix : "");
+    if (g->label == NULL) {
+        json_object_set_new(gauges, key, metrics_number(g->value));
+        return;
+    }
+    json_t *family = json_object_get(gauges, key);
+    if (family == NULL) {
+        family = json_object();
+        if (family == NULL || json_object_set_new(gauges, key, family) != 0)
+            return;
+    }
+    json_object_set_new(family, g->label_value, metrics_number(g->value));
+}
+
 json_t *metrics_json(void)
 {
     struct metrics_process p;
@@ -149,12 +183,8 @@ json_t *metrics_json(void)
     metrics_process_read(&p);
     size_t ng = metrics_gauges(g, METRICS_GAUGES_MAX);
     json_t *gauges = json_object();
-    for (size_t i = 0; gauges && i < ng; i++) {
-        double v = g[i].value;
-        /* Counts print as integers; only true fractions (delays, seconds) as reals. */
-        bool whole = v == floor(v) && fabs(v) < 9007199254740992.0;
-        json_object_set_new(gauges, g[i].name, whole ? json_integer((json_int_t)v) : json_real(v));
-    }
+    for (size_t i = 0; gauges && i < ng; i++)
+        metrics_gauge_json(gauges, &g[i]);
     unsigned long total = atomic_load_explicit(&metrics_total, memory_order_relaxed);
     return json_pack("{s:s, s:s, s:i, s:f, s:{s:I, s:I, s:o*}, s:{s:I, s:I, s:f}, s:o*}", "model",
                      metrics_model_name, "version", TRIAD_VERSION, "pid", (int)getpid(), "uptime_s",
@@ -200,6 +230,24 @@ static void metrics_one(struct metrics_text *t, const char *name, const char *ty
                    type, name, value);
 }
 
+/* A model's figure: HELP and TYPE once per family (the first of consecutive figures with the
+ * same name), then the sample. */
+static void metrics_gauge_text(struct metrics_text *t, const struct metrics_gauge *g,
+                               const struct metrics_gauge *prev)
+{
+    if (prev == NULL || strcmp(prev->name, g->name) != 0) {
+        const char *type = g->kind == METRICS_SUMMARY          ? "summary"
+                           : strstr(g->name, "_total") != NULL ? "counter"
+                                                               : "gauge";
+        metrics_printf(t, "# HELP triad_%s %s\n# TYPE triad_%s %s\n", g->name, g->help, g->name,
+                       type);
+    }
+    metrics_printf(t, "triad_%s%s", g->name, g->suffix ? g->suffix : "");
+    if (g->label != NULL)
+        metrics_printf(t, "{%s=\"%s\"}", g->label, g->label_value);
+    metrics_printf(t, " %.17g\n", g->value);
+}
+
 char *metrics_prometheus(size_t *len)
 {
     struct metrics_text t = {malloc(4096), 0, 4096, 0};
@@ -228,8 +276,7 @@ char *metrics_prometheus(size_t *len)
     metrics_one(&t, "process_cpu_seconds_total", "counter", "User and system CPU time.", p.cpu_s);
     size_t ng = metrics_gauges(g, METRICS_GAUGES_MAX);
     for (size_t i = 0; i < ng; i++)
-        metrics_one(&t, g[i].name, strstr(g[i].name, "_total") ? "counter" : "gauge", g[i].help,
-                    g[i].value);
+        metrics_gauge_text(&t, &g[i], i > 0 ? &g[i - 1] : NULL);
     if (t.failed) {
         free(t.buf);
         return NULL;

@@ -167,6 +167,11 @@ void req_refuse(struct req *r, const char *why)
     r->wait = REQ_DONE;
 }
 
+bool req_exempt(const struct req *r)
+{
+    return r->route != NULL && (r->route->flags & ROUTE_OPS) != 0;
+}
+
 bool req_finished(const struct req *r)
 {
     return r->finished;

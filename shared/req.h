@@ -70,6 +70,11 @@ unsigned req_wait_calls(const struct req *r);
  * queue, no thread to spare). Instead of the next req_step; the request is then finished. */
 void req_refuse(struct req *r, const char *why);
 
+/* True for the operations endpoints (/health, /stats, /metrics): they never wait, and a model
+ * that sheds load (no thread, no stack, a full queue) still runs them if it can run anything,
+ * so that a saturated server can be observed. */
+bool req_exempt(const struct req *r);
+
 /* True once the response is ready (req_step returned REQ_DONE, or req_refuse was called). */
 bool req_finished(const struct req *r);
 

@@ -29,11 +29,17 @@ int coro_start(const struct coro_config *cfg);
 /* Stops every M and sysmon once no goroutine is left; call from a plain thread after
  * coro_wait_idle(). */
 void coro_stop(void);
-/* From a plain thread: blocks until the number of live goroutines is zero. */
-void coro_wait_idle(void);
+/* From a plain thread: blocks until the number of live goroutines is zero, or timeout_ns has
+ * passed (< 0: no limit). Returns 0 or -ETIMEDOUT. */
+int coro_wait_idle(int64_t timeout_ns);
 
 /* `go fn(arg)`: from a goroutine (new G in runnext, as newproc) or from a plain thread (new G
- * on the global queue). Returns 0 or -ENOMEM (no stack could be mapped). */
+ * on the global queue). Returns 0; -ENOMEM if no stack could be mapped (address space or
+ * vm.max_map_count exhausted); -EAGAIN if the G needed an M for an idle P and no thread could
+ * be started (Go would throw here; see newm in proc.c). On failure fn never runs: whatever
+ * the caller meant to hand it (a suspended connection, a WaitGroup count) is still the
+ * caller's to finish: the request executor refuses the request with a 503 and resumes the
+ * connection itself. */
 int coro_go(void (*fn)(void *), void *arg);
 void coro_yield(void);
 void coro_sleep_ns(uint64_t ns);
@@ -46,10 +52,12 @@ void coro_enter_syscall(void);
 void coro_exit_syscall(void);
 
 /* Runs fn(arg) as a new goroutine immediately, on this M, while the calling goroutine waits.
- * Returns true if it finished; false if it detached (coro_detach, or preemption) and was left
- * RUNNABLE-but-unqueued: the caller must then publish it with coro_detached_ready(). This is
- * the netpoller's fast path (main.c): a request that never waits never leaves its M. */
-bool coro_run_inline(void (*fn)(void *), void *arg, struct g **detached);
+ * Returns 0 if it finished; 1 if it detached (coro_detach, or preemption) and was left
+ * RUNNABLE-but-unqueued: the caller must then publish it with coro_detached_ready(); or
+ * -ENOMEM if no stack could be mapped, and fn never ran (the caller refuses the request: it
+ * has suspended nothing yet, so there is nothing to resume). This is the netpoller's fast
+ * path: a request that never waits never leaves its M. Needs no new M. */
+int coro_run_inline(void (*fn)(void *), void *arg, struct g **detached);
 void coro_detached_ready(struct g *gp);
 /* In a goroutine started by coro_run_inline: give the M back to the parent before waiting.
  * A no-op once detached, or in any other goroutine. */
@@ -100,7 +108,7 @@ void coro_chan_close(struct coro_chan *c);
 struct coro_stats {
     unsigned procs, ms_total, ms_idle, ms_spinning, ms_in_syscall, ps_idle;
     uint64_t goroutines_live, goroutines_created, steals, stolen, preempt_requests, preemptions,
-        handoffs, syscalls, global_runq;
+        handoffs, syscalls, global_runq, threads_failed;
     uint32_t runq_len[64]; /* per P, the first 64 */
 };
 void coro_stats_read(struct coro_stats *out);

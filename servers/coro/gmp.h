@@ -26,6 +26,7 @@
 #define GLOBAL_CHECK_TICK 61   /* proc.go findRunnable: schedtick%61 == 0 */
 #define NETPOLL_EVENTS    128  /* netpoll_epoll.go: var events [128]epollevent */
 
+#define NS_PER_S  1000000000ll
 #define NS_PER_MS 1000000ull
 #define NS_PER_US 1000ull
 
@@ -172,7 +173,8 @@ struct sched {
 
     /* counters for /stats */
     _Atomic uint64_t n_created, n_live, n_steals, n_stolen, n_preempt_requests, n_preemptions,
-        n_handoffs, n_syscalls, n_msyscall;
+        n_handoffs, n_syscalls, n_msyscall, n_mfailed;
+    _Atomic bool m_failing; /* the last attempt to start an M failed */
 };
 
 extern struct sched sched;
@@ -193,8 +195,9 @@ struct p *releasep(struct m *mp);
 void stopm(struct m *mp);
 void resetspinning(struct m *mp);
 uint64_t nanotime(void);
-void wakep(void);
-void startm(struct p *pp, bool spinning);
+/* Both return false only if an M was needed and could not be started (see newm). */
+bool wakep(void);
+bool startm(struct p *pp, bool spinning);
 void handoffp(struct p *pp);
 void ready(struct g *gp, bool next);
 void injectglist(struct g *list);

@@ -107,7 +107,6 @@ static struct {
     unsigned nshards;
     struct shard shards[CORO_SHARDS_MAX];
     _Atomic int phase; /* 0 serving, 1 draining (quiesce), 2 stopping */
-    char gauge_names[CORO_SHARDS_MAX][24];
 } coro;
 
 /* ---- request goroutines ------------------------------------------------------------------ */
@@ -188,15 +187,29 @@ static void coro_start_cb(struct req *r)
      * after another. The price: the connection is suspended and resumed. */
     if (coro_procs_idle() > 0) {
         http_req_suspend(r);
-        if (coro_go(coro_req_main, r) == 0)
+        int rc = coro_go(coro_req_main, r);
+        if (rc == 0)
             return;
-        req_refuse(r, "cannot start goroutines"); /* no stack could be mapped */
-        http_req_resume(r); /* this shard runs MHD_run again before it next waits */
+        /* No stack, or no M for the idle P: the goroutine never ran, so the connection we
+         * suspended is ours to resume (coro.h), with a 503; an operations request runs here
+         * instead (it needs no new M, and never waits). */
+        if (rc == -EAGAIN && req_exempt(r)) {
+            enum req_wait w = req_step(r);
+            TRIAD_ASSERT(w == REQ_DONE, "coro_start_cb: an exempt request waited");
+        } else {
+            req_refuse(r, "cannot start goroutines");
+        }
+        struct shard *s = http_req_daemon_ctx(r);
+        http_req_resume(r);
+        coro_pollfd_kick(s->pd);
         return;
     }
     /* Every P is busy: nobody could take the request sooner than this M, so run it here at
      * once, and a request that never waits is answered without leaving the M. */
-    if (coro_run_inline(coro_req_main, r, &detached))
+    int rc = coro_run_inline(coro_req_main, r, &detached);
+    if (rc < 0) /* no stack: nothing was suspended; the glue queues the 503 now */
+        req_refuse(r, "cannot start goroutines");
+    if (rc <= 0)
         return; /* finished on this M: the glue queues the response now */
     http_req_suspend(r);
     coro_detached_ready(detached);
@@ -273,31 +286,40 @@ static size_t coro_gauges_cb(struct metrics_gauge *g, size_t cap)
     struct coro_stats st;
     coro_stats_read(&st);
     struct metrics_gauge fixed[] = {
-        {"procs", "GOMAXPROCS: Ps", st.procs},
-        {"goroutines", "Live goroutines", (double)st.goroutines_live},
-        {"goroutines_created_total", "Goroutines created", (double)st.goroutines_created},
-        {"threads_m", "Ms (worker threads) started", st.ms_total},
-        {"threads_m_idle", "Ms parked", st.ms_idle},
-        {"threads_m_spinning", "Ms looking for work", st.ms_spinning},
-        {"threads_m_in_syscall", "Ms inside a blocking call", st.ms_in_syscall},
-        {"procs_idle", "Idle Ps", st.ps_idle},
-        {"runq_global", "Goroutines on the global queue", (double)st.global_runq},
-        {"steals_total", "Successful steals", (double)st.steals},
-        {"stolen_total", "Goroutines moved by steals", (double)st.stolen},
-        {"preempt_requests_total", "Preemption requests by sysmon", (double)st.preempt_requests},
-        {"preemptions_total", "Goroutines preempted at a safe point", (double)st.preemptions},
-        {"handoffs_total", "Ps taken from Ms in blocking calls", (double)st.handoffs},
-        {"syscalls_total", "Blocking calls entered", (double)st.syscalls},
-        {"db_conns_open", "sqlite connections open", dbpool_open_count()},
-        {"db_conns_idle", "sqlite connections idle in the pool", dbpool_idle_count()},
-        {"connections", "Open connections", http_connections()},
+        METRICS_GAUGE("procs", "GOMAXPROCS: Ps", st.procs),
+        METRICS_GAUGE("procs_idle", "Idle Ps", st.ps_idle),
+        METRICS_GAUGE("goroutines", "Live goroutines", (double)st.goroutines_live),
+        METRICS_GAUGE("goroutines_created_total", "Goroutines created",
+                      (double)st.goroutines_created),
+        METRICS_GAUGE("threads_started", "Ms (worker threads) started", st.ms_total),
+        METRICS_GAUGE("threads_idle", "Ms parked", st.ms_idle),
+        METRICS_GAUGE("threads_spinning", "Ms looking for work", st.ms_spinning),
+        METRICS_GAUGE("threads_in_syscall", "Ms inside a blocking call", st.ms_in_syscall),
+        METRICS_GAUGE("threads_failed_total", "Ms that could not be started",
+                      (double)st.threads_failed),
+        METRICS_GAUGE("runq_global_goroutines", "Goroutines on the global run queue",
+                      (double)st.global_runq),
+        METRICS_GAUGE("steals_total", "Successful steals", (double)st.steals),
+        METRICS_GAUGE("stolen_total", "Goroutines moved by steals", (double)st.stolen),
+        METRICS_GAUGE("preempt_requests_total", "Preemption requests by sysmon",
+                      (double)st.preempt_requests),
+        METRICS_GAUGE("preemptions_total", "Goroutines preempted at a safe point",
+                      (double)st.preemptions),
+        METRICS_GAUGE("handoffs_total", "Ps taken from Ms in blocking calls", (double)st.handoffs),
+        METRICS_GAUGE("syscalls_total", "Blocking calls entered", (double)st.syscalls),
+        METRICS_GAUGE("db_conns_open", "sqlite connections open", dbpool_open_count()),
+        METRICS_GAUGE("db_conns_idle", "sqlite connections idle in the pool", dbpool_idle_count()),
+        METRICS_GAUGE("connections", "Open connections", http_connections()),
     };
     size_t n = 0;
-    for (; n < sizeof(fixed) / sizeof(fixed[0]) && n < cap; n++)
+    for (; n < TRIAD_ARRAY_LEN(fixed) && n < cap; n++)
         g[n] = fixed[n];
-    for (unsigned i = 0; i < st.procs && i < CORO_SHARDS_MAX && n < cap; i++)
-        g[n++] = (struct metrics_gauge){coro.gauge_names[i], "Local run queue length of a P",
-                                        st.runq_len[i]};
+    for (unsigned i = 0; i < st.procs && i < CORO_SHARDS_MAX && n < cap; i++) {
+        char p[12];
+        snprintf(p, sizeof(p), "%u", i);
+        g[n++] = metrics_gauge_labeled("runq_goroutines", "Goroutines on a P's local run queue",
+                                       "p", p, st.runq_len[i]);
+    }
     return n;
 }
 
@@ -319,8 +341,6 @@ static int coro_serve(void)
 {
     struct coro_config cfg = {.procs = (unsigned)coro.procs,
                               .stack_size = (size_t)coro.stack_kib * 1024};
-    for (unsigned i = 0; i < CORO_SHARDS_MAX; i++)
-        snprintf(coro.gauge_names[i], sizeof(coro.gauge_names[i]), "runq_p%u", i);
     hook_install(&coro_hooks);
     if (dbpool_init(coro.common.db, (unsigned)coro.db_idle) != 0 || coro_start(&cfg) != 0 ||
         coro_shards_start() != 0) {
@@ -341,7 +361,13 @@ static int coro_serve(void)
     atomic_store(&coro.phase, 2);
     for (unsigned i = 0; i < coro.nshards; i++)
         coro_pollfd_kick(coro.shards[i].pd);
-    coro_wait_idle();
+    /* Whatever could not be started, the drain's deadline holds: goroutines that cannot finish
+     * (no M to run them) end the process with status 1 rather than a hang. */
+    if (coro_wait_idle((int64_t)coro.common.drain_timeout * 1000000000) != 0) {
+        log_error("goroutines still running after %llds: exiting without them",
+                  coro.common.drain_timeout);
+        return 1;
+    }
     for (unsigned i = 0; i < coro.nshards; i++)
         coro_pollfd_close(coro.shards[i].pd);
     coro_stop();

@@ -159,8 +159,13 @@ struct p *releasep(struct m *mp)
     return pp;
 }
 
-/* Starts a new M holding pp (newm). On failure gives pp back. */
-static void newm(struct p *pp, bool spinning)
+/* Starts a new M holding pp (newm). On failure gives pp back and returns false.
+ *
+ * Go throws when it cannot create a thread ("runtime: failed to create new OS thread"); here
+ * the runtime carries on with the Ms it has. The P goes back to the idle list, and the M
+ * blocked in the netpoller (if one is) is woken to take it: otherwise work readied from a
+ * plain thread (a kick at shutdown) could wait for a poll that never ends. */
+static bool newm(struct p *pp, bool spinning)
 {
     struct m *mp = calloc(1, sizeof(*mp));
     if (mp != NULL) {
@@ -181,23 +186,31 @@ static void newm(struct p *pp, bool spinning)
         pidleput(pp);
     }
     pthread_mutex_unlock(&sched.lock);
-    if (!ok) {
-        if (!atomic_load(&sched.stopping))
-            log_error("coro: cannot start a worker thread");
-        if (spinning)
-            atomic_fetch_sub(&sched.nmspinning, 1);
-        free(mp);
+    if (ok) {
+        atomic_store(&sched.m_failing, false);
+        return true;
     }
+    /* Logged once per run of failures, counted every time. */
+    if (!atomic_exchange(&sched.m_failing, true) && !atomic_load(&sched.stopping))
+        log_error("coro: cannot start a worker thread (new goroutines are refused until one "
+                  "starts)");
+    atomic_fetch_add(&sched.n_mfailed, 1);
+    if (spinning)
+        atomic_fetch_sub(&sched.nmspinning, 1);
+    free(mp);
+    if (netpoll_inited())
+        netpoll_break();
+    return false;
 }
 
-void startm(struct p *pp, bool spinning)
+bool startm(struct p *pp, bool spinning)
 {
     pthread_mutex_lock(&sched.lock);
     if (pp == NULL && (pp = pidleget()) == NULL) {
         pthread_mutex_unlock(&sched.lock);
         if (spinning)
             atomic_fetch_sub(&sched.nmspinning, 1); /* the caller counted us in */
-        return;
+        return true;
     }
     struct m *nmp = sched.midle;
     if (nmp) {
@@ -205,13 +218,12 @@ void startm(struct p *pp, bool spinning)
         sched.nmidle--;
     }
     pthread_mutex_unlock(&sched.lock);
-    if (nmp == NULL) {
-        newm(pp, spinning);
-        return;
-    }
+    if (nmp == NULL)
+        return newm(pp, spinning);
     nmp->spinning = spinning;
     nmp->nextp = pp;
     notewakeup(nmp);
+    return true;
 }
 
 /* Parks the calling M, which holds no P, until startm hands it one (or shutdown). */
@@ -234,18 +246,18 @@ void stopm(struct m *mp)
     }
 }
 
-void wakep(void)
+bool wakep(void)
 {
     /* The StoreLoad half of the submission pattern: our enqueue must be visible before we
      * read nmspinning, or a spinner that just gave up could miss it. */
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load(&sched.npidle) == 0)
-        return;
+        return true;
     unsigned zero = 0;
     if (atomic_load(&sched.nmspinning) != 0 ||
         !atomic_compare_exchange_strong(&sched.nmspinning, &zero, 1))
-        return;
-    startm(NULL, true);
+        return true;
+    return startm(NULL, true);
 }
 
 void resetspinning(struct m *mp)
@@ -463,15 +475,25 @@ int coro_go(void (*fn)(void *), void *arg)
     if (rc != 0)
         return rc;
     struct m *mp = m_current();
-    if (mp && mp->p) {
-        runqput(mp->p, gp, true); /* newproc: the new G runs next */
-    } else {
+    if (mp == NULL || mp->p == NULL) {
         pthread_mutex_lock(&sched.lock);
         globrunqput(gp);
         pthread_mutex_unlock(&sched.lock);
+        wakep();
+        return 0;
     }
-    wakep();
-    return 0;
+    runqput(mp->p, gp, true); /* newproc: the new G runs next */
+    if (wakep())
+        return 0;
+    /* An idle P wanted an M for it and none could be started. If the G is still in our
+     * runnext, nobody has run it: take it back and refuse, so that the caller sheds the work
+     * instead of queueing it behind a thread that does not exist. If a thief took it, an M
+     * runs it, and the `go` succeeded. */
+    struct g *expect = gp;
+    if (!atomic_compare_exchange_strong(&mp->p->runnext, &expect, NULL))
+        return 0;
+    g_free(mp->p, gp);
+    return -EAGAIN;
 }
 
 /* ---- switching out of a G ---------------------------------------------------------------- */
@@ -552,16 +574,18 @@ void coro_safepoint(void)
         g_switch_to_g0(M_ACT_PREEMPT);
 }
 
-bool coro_run_inline(void (*fn)(void *), void *arg, struct g **detached)
+int coro_run_inline(void (*fn)(void *), void *arg, struct g **detached)
 {
     struct m *mp = m_current();
     struct g *parent = atomic_load(&mp->curg);
     struct g *gp;
     TRIAD_ASSERT(parent && !parent->inline_parent, "coro_run_inline: not on a plain goroutine");
-    if (g_new(fn, arg, &gp) != 0) {
-        fn(arg); /* no stack to be had: run it on ours, as a plain call */
-        return true;
-    }
+    /* No stack to be had: fn never runs. (Running it as a plain call on the parent's stack
+     * would let its waits park the parent, and a caller that expects a detached G back
+     * could not tell what happened.) */
+    int rc = g_new(fn, arg, &gp);
+    if (rc != 0)
+        return rc;
     gp->inline_parent = parent;
     gp->inline_state = G_INLINE_RUNNING;
     atomic_store(&gp->status, G_RUNNING);
@@ -570,12 +594,12 @@ bool coro_run_inline(void (*fn)(void *), void *arg, struct g **detached)
     /* Back on the parent (on the same M: an attached child never leaves it). */
     if (gp->inline_state == G_INLINE_FINISHED) {
         g_free(m_current()->p, gp);
-        return true;
+        return 0;
     }
     gp->inline_parent = NULL;
     atomic_store(&gp->status, G_RUNNABLE);
     *detached = gp;
-    return false;
+    return 1;
 }
 
 void coro_detached_ready(struct g *gp)

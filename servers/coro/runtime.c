@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 int coro_start(const struct coro_config *cfg)
@@ -37,12 +38,23 @@ int coro_start(const struct coro_config *cfg)
     return sysmon_start();
 }
 
-void coro_wait_idle(void)
+int coro_wait_idle(int64_t timeout_ns)
 {
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline); /* pthread_cond_timedwait's default clock */
+    deadline.tv_sec += timeout_ns / NS_PER_S;
+    deadline.tv_nsec += timeout_ns % NS_PER_S;
+    if (deadline.tv_nsec >= NS_PER_S) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= NS_PER_S;
+    }
+    int rc = 0;
     pthread_mutex_lock(&sched.idle_mu);
-    while (atomic_load(&sched.n_live) > 0)
-        pthread_cond_wait(&sched.idle_cv, &sched.idle_mu);
+    while (atomic_load(&sched.n_live) > 0 && rc == 0)
+        rc = timeout_ns < 0 ? pthread_cond_wait(&sched.idle_cv, &sched.idle_mu)
+                            : pthread_cond_timedwait(&sched.idle_cv, &sched.idle_mu, &deadline);
     pthread_mutex_unlock(&sched.idle_mu);
+    return rc == 0 ? 0 : -ETIMEDOUT;
 }
 
 /* Wakes every idle M; the ones that are running see `stopping` at their next findRunnable. */
@@ -124,6 +136,7 @@ void coro_stats_read(struct coro_stats *out)
     out->handoffs = atomic_load(&sched.n_handoffs);
     out->syscalls = atomic_load(&sched.n_syscalls);
     out->global_runq = (uint64_t)atomic_load(&sched.runqsize);
+    out->threads_failed = atomic_load(&sched.n_mfailed);
     for (unsigned i = 0; i < sched.nprocs && i < 64; i++)
         out->runq_len[i] =
             runqlen(&sched.allp[i]) + (atomic_load(&sched.allp[i].runnext) != NULL ? 1 : 0);

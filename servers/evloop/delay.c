@@ -29,6 +29,7 @@ struct delay {
     uint64_t prev_ns;         /* when the timer last fired */
     uint64_t window_start_ms; /* loop time the current half began */
     struct delay_hist cur, old;
+    uint64_t count, sum_us; /* since start */
 };
 
 /* ---- the histogram ----------------------------------------------------------------------- */
@@ -105,6 +106,8 @@ static void delay_tick_cb(struct loop_timer *t)
     }
     uint64_t late_ns = elapsed > d->resolution_ns ? elapsed - d->resolution_ns : 0;
     delay_hist_record(&d->cur, late_ns / 1000);
+    d->count++;
+    d->sum_us += late_ns / 1000;
 }
 
 int delay_create(struct loop *l, unsigned resolution_ms, struct delay **out)
@@ -135,7 +138,9 @@ void delay_read(const struct delay *d, struct delay_stats *out)
 {
     uint64_t max = d->cur.max_us > d->old.max_us ? d->cur.max_us : d->old.max_us;
     out->samples = d->cur.total + d->old.total;
-    out->p50_ms = (double)delay_quantile(&d->cur, &d->old, 0.50) / 1000.0;
-    out->p99_ms = (double)delay_quantile(&d->cur, &d->old, 0.99) / 1000.0;
-    out->max_ms = (double)max / 1000.0;
+    out->p50_s = (double)delay_quantile(&d->cur, &d->old, 0.50) / 1e6;
+    out->p99_s = (double)delay_quantile(&d->cur, &d->old, 0.99) / 1e6;
+    out->max_s = (double)max / 1e6;
+    out->count = d->count;
+    out->sum_s = (double)d->sum_us / 1e6;
 }

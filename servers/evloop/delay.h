@@ -15,6 +15,9 @@
  * everything until its caller calls reset(); several readers of /stats could not agree on
  * who resets, so the window resets itself.
  *
+ * Exposed as a Prometheus summary (triad_loop_delay_seconds): the quantiles over the window,
+ * and the count and sum since start, which is what a summary's _count and _sum mean.
+ *
  * Precision: a log-linear histogram in microseconds with 16 buckets per power of two (the
  * shape of Node's HdrHistogram, coarser): a percentile is reported as the top of its bucket,
  * at most 1/16 above the true value; the maximum is exact.
@@ -30,8 +33,10 @@ struct loop;
 struct delay;
 
 struct delay_stats {
-    double p50_ms, p99_ms, max_ms;
-    uint64_t samples; /* ticks in the window */
+    double p50_s, p99_s, max_s; /* over the window */
+    uint64_t samples;           /* ticks in the window */
+    uint64_t count;             /* ticks since start */
+    double sum_s;               /* their delays added up, since start */
 };
 
 /* Creates the monitor and starts its timer. Returns 0 or a negative errno. */

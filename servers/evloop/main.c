@@ -205,30 +205,38 @@ static size_t evloop_gauges_cb(struct metrics_gauge *g, size_t cap)
     struct delay_stats ds = {0};
     size_t n = 0;
     delay_read(evloop.delay, &ds);
-    TRIAD_ASSERT(cap >= 14, "too many gauges");
-    g[n++] =
-        (struct metrics_gauge){"loop_delay_p50_ms", "Loop delay, median (last 10-20 s)", ds.p50_ms};
-    g[n++] = (struct metrics_gauge){"loop_delay_p99_ms", "Loop delay, 99th percentile", ds.p99_ms};
-    g[n++] = (struct metrics_gauge){"loop_delay_max_ms", "Loop delay, maximum", ds.max_ms};
-    g[n++] = (struct metrics_gauge){"loop_iterations_total", "Loop iterations",
-                                    (double)loop_iterations(evloop.loop)};
-    g[n++] = (struct metrics_gauge){"loop_timers", "Active loop timers",
-                                    loop_timers_active(evloop.loop)};
-    g[n++] = (struct metrics_gauge){"mhd_runs_total", "MHD_run calls", (double)evloop.dio.runs};
-    g[n++] = (struct metrics_gauge){"requests_suspended", "Requests waiting on a timer or the pool",
-                                    driver_suspended()};
-    g[n++] = (struct metrics_gauge){"pool_size", "Pool threads configured (UV_THREADPOOL_SIZE)",
-                                    pool_size(evloop.pool)};
-    g[n++] = (struct metrics_gauge){"pool_threads", "Pool threads started (0 until first use)",
-                                    pool_threads(evloop.pool)};
-    g[n++] = (struct metrics_gauge){"pool_queue_depth", "Work items waiting for a pool thread",
-                                    pool_queued(evloop.pool)};
-    g[n++] = (struct metrics_gauge){"pool_busy", "Pool threads running a work item",
-                                    pool_busy(evloop.pool)};
-    g[n++] = (struct metrics_gauge){"db_on_loop", "1 with --db-on-loop", evloop.db_on_loop};
-    g[n++] = (struct metrics_gauge){"connections", "Open connections", http_connections()};
-    g[n++] = (struct metrics_gauge){"worker_process", "This process's index among --cluster",
-                                    evloop.worker_index};
+    TRIAD_ASSERT(cap >= 18, "too many gauges");
+    static const char delay_help[] = "Event-loop delay: how late a 10 ms timer fires (quantiles "
+                                     "over the last 10-20 s; sum and count since start)";
+    g[n++] = metrics_gauge_labeled("loop_delay_seconds", delay_help, "quantile", "0.5", ds.p50_s);
+    g[n++] = metrics_gauge_labeled("loop_delay_seconds", delay_help, "quantile", "0.99", ds.p99_s);
+    g[n++] = (struct metrics_gauge){
+        .name = "loop_delay_seconds", .help = delay_help, .value = ds.sum_s, .suffix = "_sum"};
+    g[n++] = (struct metrics_gauge){.name = "loop_delay_seconds",
+                                    .help = delay_help,
+                                    .value = (double)ds.count,
+                                    .suffix = "_count"};
+    for (size_t i = n - 4; i < n; i++)
+        g[i].kind = METRICS_SUMMARY;
+    g[n++] = METRICS_GAUGE("loop_delay_max_seconds",
+                           "Event-loop delay, maximum over the last 10-20 s", ds.max_s);
+    g[n++] = METRICS_GAUGE("loop_iterations_total", "Loop iterations",
+                           (double)loop_iterations(evloop.loop));
+    g[n++] = METRICS_GAUGE("loop_timers", "Active loop timers", loop_timers_active(evloop.loop));
+    g[n++] = METRICS_GAUGE("mhd_runs_total", "MHD_run calls", (double)evloop.dio.runs);
+    g[n++] = METRICS_GAUGE("requests_suspended", "Requests waiting on a timer or the pool",
+                           driver_suspended());
+    g[n++] = METRICS_GAUGE("pool_size", "Pool threads configured (UV_THREADPOOL_SIZE)",
+                           pool_size(evloop.pool));
+    g[n++] = METRICS_GAUGE("pool_threads", "Pool threads started (0 until first use)",
+                           pool_threads(evloop.pool));
+    g[n++] = METRICS_GAUGE("pool_queue_depth", "Work items waiting for a pool thread",
+                           pool_queued(evloop.pool));
+    g[n++] = METRICS_GAUGE("pool_busy", "Pool threads running a work item", pool_busy(evloop.pool));
+    g[n++] = METRICS_GAUGE("db_on_loop", "1 with --db-on-loop", evloop.db_on_loop);
+    g[n++] = METRICS_GAUGE("connections", "Open connections", http_connections());
+    g[n++] = METRICS_GAUGE("worker_process", "This process's index among --cluster",
+                           evloop.worker_index);
     return n;
 }
 

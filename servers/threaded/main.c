@@ -174,23 +174,22 @@ static size_t threaded_gauges_cb(struct metrics_gauge *g, size_t cap)
     if (threaded.gil)
         gil_stats_read(threaded.gil, &gs);
     TRIAD_ASSERT(cap >= 9, "too many gauges");
-    g[n++] = (struct metrics_gauge){"worker_threads", "Pool threads (0: one per connection)",
-                                    (double)threaded.threads};
-    g[n++] = (struct metrics_gauge){"workers_busy", "Pool threads running a request",
-                                    threaded.pool ? (double)pool_busy(threaded.pool) : 0};
-    g[n++] = (struct metrics_gauge){"queue_depth", "Requests waiting for a pool thread",
-                                    threaded.pool ? (double)pool_queued(threaded.pool) : 0};
-    g[n++] = (struct metrics_gauge){"connections", "Open connections", http_connections()};
-    g[n++] = (struct metrics_gauge){"gil_enabled", "1 with --gil", threaded.gil ? 1 : 0};
+    g[n++] = METRICS_GAUGE("worker_threads", "Pool threads (0: one per connection)",
+                           (double)threaded.threads);
+    g[n++] = METRICS_GAUGE("workers_busy", "Pool threads running a request",
+                           threaded.pool ? (double)pool_busy(threaded.pool) : 0);
+    g[n++] = METRICS_GAUGE("queue_depth", "Requests waiting for a pool thread",
+                           threaded.pool ? (double)pool_queued(threaded.pool) : 0);
+    g[n++] = METRICS_GAUGE("connections", "Open connections", http_connections());
+    g[n++] = METRICS_GAUGE("gil_enabled", "1 with --gil", threaded.gil ? 1 : 0);
+    g[n++] = METRICS_GAUGE("gil_switches_total", "Changes of GIL holder", (double)gs.switches);
     g[n++] =
-        (struct metrics_gauge){"gil_switches_total", "Changes of GIL holder", (double)gs.switches};
-    g[n++] = (struct metrics_gauge){"gil_drop_requests_total",
-                                    "Waiters that asked the holder to drop the GIL",
-                                    (double)gs.drop_requests};
-    g[n++] = (struct metrics_gauge){"gil_wait_seconds_total", "Time threads waited for the GIL",
-                                    (double)gs.wait_ns / 1e9};
-    g[n++] = (struct metrics_gauge){"worker_process", "This process's index among --workers",
-                                    (double)threaded.worker_index};
+        METRICS_GAUGE("gil_drop_requests_total", "Waiters that asked the holder to drop the GIL",
+                      (double)gs.drop_requests);
+    g[n++] = METRICS_GAUGE("gil_wait_seconds_total", "Time threads waited for the GIL",
+                           (double)gs.wait_ns / 1e9);
+    g[n++] = METRICS_GAUGE("worker_process", "This process's index among --workers",
+                           (double)threaded.worker_index);
     return n;
 }
 

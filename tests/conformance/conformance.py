@@ -13,6 +13,7 @@ import datetime
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -1230,7 +1231,11 @@ def _(ctx):
     g = s["gauges"]
     expect(isinstance(g, dict), "gauges is not an object: %s" % short(g))
     for (k, v) in g.items():
-        expect(is_number(v), "gauge %r is not a number: %s" % (k, short(v)))
+        # A labelled family (a run queue per P, a summary's quantiles) is an object of numbers
+        # keyed by the label's values.
+        values = v.values() if isinstance(v, dict) and v else [v]
+        expect(all(is_number(x) for x in values),
+               "gauge %r is not a number or an object of numbers: %s" % (k, short(v)))
 
 
 @check("stats.counts-404")
@@ -1281,6 +1286,19 @@ def _(ctx):
         series = (m.group(1), m.group(2) or "")
         expect(series not in seen, "series %s%s appears twice" % series)
         seen.add(series)
+
+
+@check("metrics.promtool")
+def _(ctx):
+    """Prometheus' own linter: base units, _total counters, labels instead of numbered names."""
+    promtool = shutil.which("promtool")
+    expect(promtool is not None, "promtool not found (Debian package prometheus)")
+    text = get_metrics(ctx)
+    r = subprocess.run([promtool, "check", "metrics"], input=text.encode(), capture_output=True,
+                       timeout=60)
+    problems = (r.stdout + r.stderr).decode("utf-8", "replace").strip()
+    expect(r.returncode == 0 and not problems,
+           "promtool check metrics exited %d: %s" % (r.returncode, problems))
 
 
 @check("metrics.required-series")

@@ -26,7 +26,7 @@ static void run(unsigned procs, void (*fn)(void *), void *arg)
     struct coro_config cfg = {.procs = procs, .stack_size = 64 * 1024};
     assert_int_equal(coro_start(&cfg), 0);
     assert_int_equal(coro_go(fn, arg), 0);
-    coro_wait_idle();
+    coro_wait_idle(-1);
     coro_stop();
 }
 
@@ -360,8 +360,8 @@ static void inline_parent_cb(void *arg)
 {
     struct inl *in = arg;
     struct g *detached = NULL;
-    in->first_finished = coro_run_inline(quick_cb, in, &detached);
-    in->second_finished = coro_run_inline(waits_cb, in, &detached);
+    in->first_finished = coro_run_inline(quick_cb, in, &detached) == 0;
+    in->second_finished = coro_run_inline(waits_cb, in, &detached) == 0;
     /* The child has run up to its wait, on our M, before we continue. */
     if (!in->second_finished && in->steps == 2)
         coro_detached_ready(detached);
@@ -411,7 +411,7 @@ static void test_netpoll_readiness_and_timeout(void **state)
     assert_int_equal(coro_start(&cfg), 0);
     assert_int_equal(coro_pollfd_open(t.fds[0], &t.pd), 0);
     assert_int_equal(coro_go(poll_reader_cb, &t), 0);
-    coro_wait_idle();
+    coro_wait_idle(-1);
     coro_pollfd_close(t.pd);
     coro_stop();
     assert_int_equal(t.got, 'z');

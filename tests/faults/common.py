@@ -151,15 +151,38 @@ def sanitizer_free(srv, what, ignore=()):
 
 # -- instances with a different launch -------------------------------------------------------
 
+def reachable_binary(binary, workdir):
+    """A copy of `binary` that a user other than root can execute.
+
+    The checkout may live anywhere root can reach and nobody else can (a `mktemp -d`
+    directory, /root: both mode 0700), so a server that drops root before its exec could not
+    even find its own binary. The copy goes into the suite's work directory, which the cases
+    that drop root open to everyone (mode 0755), and is made once per work directory."""
+    bindir = os.path.join(workdir, "bin")
+    copy = os.path.join(bindir, os.path.basename(binary))
+    if not os.path.exists(copy):
+        os.makedirs(bindir, exist_ok=True)
+        os.chmod(bindir, 0o755)
+        shutil.copy2(binary, copy)
+        os.chmod(copy, 0o755)
+    return copy
+
+
 class LaunchedServer(harness.ServerProc):
     """A ServerProc whose command goes through launch.py, which applies resource limits or a
-    user id and then execs the server (same pid)."""
+    user id and then execs the server (same pid). A server that runs as another user runs from
+    a copy of the binary that user can reach (reachable_binary)."""
 
-    def __init__(self, binary, db_path, args, workdir, label, uid=None, gid=None, fsize=None):
+    def __init__(self, binary, db_path, args, workdir, label, uid=None, gid=None, fsize=None,
+                 address_space=None, nproc=None):
+        if uid is not None:
+            binary = reachable_binary(binary, workdir)
         super().__init__(binary, db_path, args, workdir, label)
         self.uid = uid
         self.gid = gid
         self.fsize = fsize
+        self.address_space = address_space
+        self.nproc = nproc
 
     def command(self):
         pre = [sys.executable, LAUNCH]
@@ -167,6 +190,10 @@ class LaunchedServer(harness.ServerProc):
             pre += ["--uid", str(self.uid), "--gid", str(self.gid)]
         if self.fsize is not None:
             pre += ["--fsize", str(self.fsize)]
+        if self.address_space is not None:
+            pre += ["--as", str(self.address_space)]
+        if self.nproc is not None:
+            pre += ["--nproc", str(self.nproc)]
         return pre + ["--"] + super().command()
 
 

@@ -112,7 +112,7 @@ static struct result run(unsigned procs)
         fprintf(stderr, "goroutines: cannot start the runtime\n");
         abort();
     }
-    coro_wait_idle();
+    coro_wait_idle(-1);
     coro_stop();
     return res;
 }
