@@ -13,7 +13,8 @@ struct conn {
     unsigned head_timeout_ms, body_timeout_ms; /* 0: no deadline */
     _Atomic int phase;                         /* enum conn_phase */
     _Atomic uint64_t since_ms;                 /* when the current phase began */
-    void *req; /* the request begun and not yet completed; the connection's thread only */
+    void *req;   /* the request begun and not yet completed; the connection's thread only */
+    bool linger; /* answered early: close in stages (the connection's thread only) */
     struct conn *prev, *next;
 };
 
@@ -67,6 +68,22 @@ void conn_req_set(struct conn *c, void *req)
 {
     if (c != NULL)
         c->req = req;
+}
+
+int conn_fd(const struct conn *c)
+{
+    return c->fd;
+}
+
+void conn_linger_set(struct conn *c)
+{
+    if (c != NULL)
+        c->linger = true;
+}
+
+bool conn_lingers(const struct conn *c)
+{
+    return c != NULL && c->linger;
 }
 
 void conn_phase_set(struct conn *c, enum conn_phase phase)

@@ -20,6 +20,8 @@
 #ifndef TRIAD_CONN_H
 #define TRIAD_CONN_H
 
+#include <stdbool.h>
+
 enum conn_phase { CONN_HEAD, CONN_BODY, CONN_BUSY };
 
 struct conn;
@@ -34,6 +36,13 @@ void *conn_close(struct conn *c);
 void conn_phase_set(struct conn *c, enum conn_phase phase);
 /* The request begun on this connection, or NULL once it completed. Its thread only. */
 void conn_req_set(struct conn *c, void *req);
+
+/* The connection's descriptor (libmicrohttpd's). */
+int conn_fd(const struct conn *c);
+/* Marks the connection for a staged close (linger.h): it was answered before its request was
+ * read to the end. NULL-safe. */
+void conn_linger_set(struct conn *c);
+bool conn_lingers(const struct conn *c);
 
 /* Shuts down every connection past its deadline; returns how many. Any thread. */
 unsigned conn_sweep(void);

@@ -85,7 +85,7 @@ static enum req_wait worlds_start(struct req *r, const char *count_arg)
 
 enum req_wait ep_db(struct req *r)
 {
-    if (r->pc == 0) {
+    if (r->root.pc == 0) {
         worlds_pick(r, 1, false); /* one row: no allocation, cannot fail */
         return req_await_db(r, 1, worlds_load);
     }
@@ -96,7 +96,7 @@ enum req_wait ep_db(struct req *r)
 
 enum req_wait ep_queries(struct req *r)
 {
-    if (r->pc == 0)
+    if (r->root.pc == 0)
         return worlds_start(r, "queries");
     if (r->db_rc != 0)
         return req_reply_db_error(r, r->db_rc, NULL);
@@ -113,7 +113,7 @@ static int32_t worlds_new_number(int32_t old)
 enum req_wait ep_updates(struct req *r)
 {
     struct db_world *rows = r->ep.worlds.rows;
-    switch (r->pc) {
+    switch (r->root.pc) {
     case 0:
         return worlds_start(r, "queries");
     case 1: /* rows read: pick new values, write them in one transaction */
@@ -148,7 +148,7 @@ static int cached_fill(struct req *r, struct db *db)
 
 enum req_wait ep_cached_queries(struct req *r)
 {
-    if (r->pc == 0) {
+    if (r->root.pc == 0) {
         unsigned n = (unsigned)param_count_clamp(req_arg(r, "count"));
         if (worlds_pick(r, n, true) != 0)
             return req_reply_error(r, 503, "out of memory");
@@ -215,7 +215,7 @@ static int fortunes_load(struct req *r, struct db *db)
 enum req_wait ep_fortunes(struct req *r)
 {
     static const char extra[] = "Additional fortune added at request time.";
-    if (r->pc == 0) {
+    if (r->root.pc == 0) {
         r->scratch = calloc(1, sizeof(struct fortune_list));
         r->scratch_free = fortune_list_free;
         if (r->scratch == NULL)

@@ -122,7 +122,7 @@ static int items_insert(struct req *r, struct db *db)
 
 enum req_wait ep_items_create(struct req *r)
 {
-    if (r->pc == 0) {
+    if (r->root.pc == 0) {
         const char *msg = items_parse_body(r);
         if (msg != NULL)
             return req_reply_error(r, 400, msg);
@@ -145,7 +145,7 @@ static int items_get(struct req *r, struct db *db)
 
 enum req_wait ep_item_get(struct req *r)
 {
-    if (r->pc == 0)
+    if (r->root.pc == 0)
         return req_await_db(r, 1, items_get);
     if (r->db_rc != 0)
         return req_reply_db_error(r, r->db_rc, "no such item");
@@ -159,7 +159,7 @@ static int items_replace(struct req *r, struct db *db)
 
 enum req_wait ep_item_replace(struct req *r)
 {
-    if (r->pc == 0) {
+    if (r->root.pc == 0) {
         const char *msg = items_parse_body(r);
         if (msg != NULL)
             return req_reply_error(r, 400, msg);
@@ -178,7 +178,7 @@ static int items_delete(struct req *r, struct db *db)
 
 enum req_wait ep_item_delete(struct req *r)
 {
-    if (r->pc == 0)
+    if (r->root.pc == 0)
         return req_await_db(r, 1, items_delete);
     if (r->db_rc != 0)
         return req_reply_db_error(r, r->db_rc, "no such item");
@@ -233,7 +233,7 @@ static json_t *items_page_render(const struct items_page *page, int limit)
 enum req_wait ep_items_list(struct req *r)
 {
     uint64_t limit = ITEMS_LIMIT_DEFAULT, after = 0;
-    if (r->pc == 1) {
+    if (r->root.pc == 1) {
         if (r->db_rc != 0)
             return req_reply_db_error(r, r->db_rc, NULL);
         return req_reply_json(r, 200, items_page_render(r->scratch, r->ep.items.limit));

@@ -44,7 +44,7 @@ static enum req_wait work_reply(struct req *r, const char *k1, unsigned v1, cons
 enum req_wait ep_io(struct req *r)
 {
     uint64_t ms;
-    if (r->pc == 1)
+    if (r->root.pc == 1)
         return work_reply(r, "waited_ms", r->wait_ms, NULL, 0);
     if (param_parse_u64(req_arg(r, "ms"), 0, WORK_MS_MAX, &ms) != 0)
         return req_reply_error(r, 400, "ms must be an integer in 0..10000");
@@ -54,8 +54,12 @@ enum req_wait ep_io(struct req *r)
 enum req_wait ep_fanout(struct req *r)
 {
     uint64_t calls, ms;
-    if (r->pc == 1)
+    if (r->root.pc == 1) {
+        const char *why = req_join_failure(&r->root); /* a call the model could not start */
+        if (why != NULL)
+            return req_reply_error(r, 503, why);
         return work_reply(r, "calls", r->wait_calls, "ms", r->wait_ms);
+    }
     if (param_parse_u64(req_arg(r, "calls"), 1, WORK_CALLS_MAX, &calls) != 0)
         return req_reply_error(r, 400, "calls must be an integer in 1..1000");
     if (param_parse_u64(req_arg(r, "ms"), 0, WORK_MS_MAX, &ms) != 0)

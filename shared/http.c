@@ -5,6 +5,7 @@
 #include "cli.h"
 #include "conn.h"
 #include "http_check.h"
+#include "linger.h"
 #include "metrics.h"
 #include "req_impl.h"
 #include "route.h"
@@ -16,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
 #include <unistd.h>
 
 struct http_server {
@@ -24,7 +27,14 @@ struct http_server {
     struct req_limits req_limits;
     struct http_limits limits;
     unsigned max_inflight;
-    void *daemon_ctx;
+    enum http_drive drive;
+    void (*wake_cb)(void *driver_ctx);
+    void *driver_ctx;
+    /* External drive: one epoll instance holding libmicrohttpd's own (data.ptr NULL) and the
+     * lingering sockets, so that the model watches a single descriptor. */
+    int epfd;
+    struct linger_set linger;
+    unsigned long runs;
     char server_header[64]; /* "triad/0.1.0 (threaded)" */
 };
 
@@ -58,9 +68,12 @@ static _Atomic unsigned http_open_connections;
 /* Set by the first http_server_quiesce: the process is draining. */
 static atomic_bool http_draining;
 
-/* A client that keeps sending after its body went over the limit is cut off here: the 413
- * can only be queued once libmicrohttpd has read the whole request. */
+/* A client that keeps sending a chunked body after it went over the limit is cut off here:
+ * the 413 can only be queued once libmicrohttpd has read the whole request. */
 #define HTTP_DISCARD_MAX (4u << 20)
+
+/* The sweep of slow connections (conn.h), at most this often in a process. */
+#define HTTP_SWEEP_MS 1000
 
 static const char *const http_ctype[] = {
     [REQ_CT_JSON] = "application/json",
@@ -117,6 +130,14 @@ static enum MHD_Result http_queue(struct http_req *h)
     return rc;
 }
 
+/* An answer before the request's body: libmicrohttpd closes the connection after sending it,
+ * while the client may still be sending. The connection closes in stages (linger.h). */
+static enum MHD_Result http_queue_early(struct http_req *h)
+{
+    conn_linger_set(http_conn_of(h->conn));
+    return http_queue(h);
+}
+
 /* ---- the first call: routing and arguments ----------------------------------------------- */
 
 static enum MHD_Result http_arg_cb(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -132,10 +153,10 @@ static struct http_req *http_req_create(struct http_server *srv, struct MHD_Conn
 {
     /* Zeroed field by field rather than by calloc: req_init clears the request itself, and
      * the rest is a handful of words (a request is created per request: this is hot). */
-    struct http_req *h = malloc(sizeof(*h) + srv->model->req_ctx_size);
+    struct http_req *h = malloc(sizeof(*h) + srv->model->task_ctx_size);
     if (h == NULL)
         return NULL;
-    req_init(&h->req, srv->model->req_ctx_size ? h->model_ctx : NULL);
+    req_init(&h->req, srv->model->task_ctx_size ? h->model_ctx : NULL);
     h->srv = srv;
     h->conn = conn;
     h->state = HTTP_REQ_NEW;
@@ -144,7 +165,7 @@ static struct http_req *http_req_create(struct http_server *srv, struct MHD_Conn
     h->suspended = false;
     h->admitted = false;
     h->counted = false;
-    memset(h->model_ctx, 0, srv->model->req_ctx_size);
+    memset(h->model_ctx, 0, srv->model->task_ctx_size);
     return h;
 }
 
@@ -178,7 +199,7 @@ static enum MHD_Result http_begin(struct http_req *h, const char *url, const cha
     if (verdict.status != 0) {
         req_reply_error(r, verdict.status, verdict.why);
         if (verdict.close) /* queued on the first call: libmicrohttpd closes after it */
-            return http_queue(h);
+            return http_queue_early(h);
     }
     MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, http_arg_cb, r);
     req_content_type_set(
@@ -188,7 +209,7 @@ static enum MHD_Result http_begin(struct http_req *h, const char *url, const cha
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl != NULL && strtoull(cl, NULL, 10) > srv->req_limits.max_body) {
         req_reply_error(r, 413, "request body too large");
-        return http_queue(h);
+        return http_queue_early(h);
     }
     return MHD_YES;
 }
@@ -324,6 +345,13 @@ static void http_connection_cb(void *cls, struct MHD_Connection *conn, void **so
                 conn_open(info->connect_fd, srv->limits.idle_timeout_s, srv->limits.read_timeout_s);
     } else {
         atomic_fetch_sub_explicit(&http_open_connections, 1, memory_order_relaxed);
+        /* libmicrohttpd has sent the last answer and half-closed; it closes the descriptor
+         * when we return. A duplicate keeps the socket open for the staged close. */
+        int linger_fd = conn_lingers(*socket_ctx) ? dup(conn_fd(*socket_ctx)) : -1;
+        if (linger_fd >= 0 && srv->drive == HTTP_DRIVE_EXTERNAL)
+            linger_add(&srv->linger, linger_fd);
+        else if (linger_fd >= 0)
+            linger_block(linger_fd); /* this connection's own thread: it may block */
         struct http_req *orphan = conn_close(*socket_ctx); /* before the descriptor closes */
         *socket_ctx = NULL;
         if (orphan != NULL) { /* its head never completed: the model never saw it */
@@ -333,8 +361,21 @@ static void http_connection_cb(void *cls, struct MHD_Connection *conn, void **so
     }
 }
 
+static uint64_t http_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* When the next sweep is due, in http_now_ms time; 0 before the first. */
+static _Atomic uint64_t http_sweep_due;
+
 void http_sweep(void)
 {
+    uint64_t now = http_now_ms(), due = atomic_load_explicit(&http_sweep_due, memory_order_relaxed);
+    if (now < due || !atomic_compare_exchange_strong(&http_sweep_due, &due, now + HTTP_SWEEP_MS))
+        return; /* not yet, or another thread is sweeping */
     conn_sweep();
 }
 
@@ -375,23 +416,36 @@ void http_req_suspend(struct req *r)
 void http_req_resume(struct req *r)
 {
     struct http_req *h = TRIAD_CONTAINER_OF(r, struct http_req, req);
+    struct http_server *srv = h->srv;
     atomic_fetch_sub_explicit(&http_suspended, 1, memory_order_relaxed);
-    /* Only the connection is touched: the handler's thread owns `h` again from here on.
-     * libmicrohttpd takes its cleanup mutex and, when it runs its own polling thread, wakes it
-     * through its ITC (an eventfd write: the analogue of libuv's uv_async_send). In external
-     * mode it wakes nobody: the model must run the daemon again (see http.h). */
+    /* Only the connection and the server are touched: the driver's thread owns `h` again from
+     * here on. libmicrohttpd takes its cleanup mutex and marks the connection; the driver
+     * picks it up at its next run, which the wake-up asks for (see http.h). */
     MHD_resume_connection(h->conn);
-}
-
-void *http_req_daemon_ctx(struct req *r)
-{
-    return TRIAD_CONTAINER_OF(r, struct http_req, req)->srv->daemon_ctx;
+    if (srv->wake_cb != NULL)
+        srv->wake_cb(srv->driver_ctx);
 }
 
 /* ---- the daemon -------------------------------------------------------------------------- */
 
+/* External drive: libmicrohttpd's epoll instance inside ours, with the lingering sockets. */
+static int http_drive_init(struct http_server *srv)
+{
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+    srv->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (info == NULL || srv->epfd < 0)
+        return -EIO;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, info->epoll_fd, &ev) != 0)
+        return -errno;
+    linger_init(&srv->linger, srv->epfd);
+    return 0;
+}
+
 int http_server_start(const struct http_config *cfg, struct http_server **out)
 {
+    TRIAD_ASSERT(cfg->drive == HTTP_DRIVE_THREAD_PER_CONNECTION || cfg->wake_cb != NULL,
+                 "http_server_start: an external drive needs a wake-up");
     struct http_server *srv = calloc(1, sizeof(*srv));
     if (srv == NULL)
         return -ENOMEM;
@@ -399,30 +453,97 @@ int http_server_start(const struct http_config *cfg, struct http_server **out)
     srv->req_limits.max_body = cfg->limits.max_body;
     srv->max_inflight = cfg->limits.max_inflight;
     srv->limits = cfg->limits;
-    srv->daemon_ctx = cfg->daemon_ctx;
+    srv->drive = cfg->drive;
+    srv->wake_cb = cfg->drive == HTTP_DRIVE_EXTERNAL ? cfg->wake_cb : NULL;
+    srv->driver_ctx = cfg->driver_ctx;
+    srv->epfd = -1;
     snprintf(srv->server_header, sizeof(srv->server_header), "triad/%s (%s)", TRIAD_VERSION,
              cfg->model->name);
-    /* MHD_USE_ITC lets MHD_quiesce_daemon wake internal pollers; the models add their mode. */
+    req_task_ctx_size_set(cfg->model->task_ctx_size);
+    /* External: libmicrohttpd's epoll, no thread of its own, suspend and resume. Thread per
+     * connection: its threads, poll(2), no suspension (each thread finishes its requests).
+     * MHD_USE_ITC lets MHD_quiesce_daemon wake its own threads. */
+    unsigned int flags = cfg->drive == HTTP_DRIVE_EXTERNAL
+                             ? MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME
+                             : MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                                   MHD_USE_POLL | MHD_USE_ITC;
     srv->daemon = MHD_start_daemon(
-        cfg->mhd_flags | MHD_USE_ITC, 0, NULL, NULL, http_access_cb, srv, MHD_OPTION_LISTEN_SOCKET,
+        flags, 0, NULL, NULL, http_access_cb, srv, MHD_OPTION_LISTEN_SOCKET,
         (MHD_socket)cfg->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, http_completed_cb, srv,
         MHD_OPTION_NOTIFY_CONNECTION, http_connection_cb, srv, MHD_OPTION_UNESCAPE_CALLBACK,
         http_unescape_cb, srv, MHD_OPTION_URI_LOG_CALLBACK, http_uri_cb, srv,
         MHD_OPTION_CONNECTION_LIMIT, cfg->limits.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
         cfg->limits.idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, cfg->limits.conn_memory,
         MHD_OPTION_THREAD_STACK_SIZE, cfg->thread_stack_size, MHD_OPTION_END);
-    if (srv->daemon == NULL) {
+    int rc = srv->daemon == NULL ? -EIO : 0;
+    if (rc == 0 && cfg->drive == HTTP_DRIVE_EXTERNAL)
+        rc = http_drive_init(srv);
+    if (rc != 0) {
+        if (srv->daemon != NULL)
+            MHD_stop_daemon(srv->daemon);
+        if (srv->epfd >= 0)
+            close(srv->epfd);
         free(srv);
-        return -EIO;
+        return rc;
     }
     *out = srv;
     return 0;
 }
 
-struct MHD_Daemon *http_server_daemon(struct http_server *s)
+/* ---- the external drive ------------------------------------------------------------------ */
+
+int http_server_fd(const struct http_server *s)
 {
-    return s->daemon;
+    return s->epfd;
 }
+
+/* Lingering sockets first (they share the epoll instance with libmicrohttpd's), then one
+ * libmicrohttpd run: its own epoll_wait(0), accepts, reads, the access handler, writes, and
+ * the walk of resumed connections. With nothing lingering, this is one MHD_run. */
+void http_server_run(struct http_server *s)
+{
+    TRIAD_ASSERT(s->drive == HTTP_DRIVE_EXTERNAL, "http_server_run: not an external drive");
+    s->runs++;
+    if (s->linger.count > 0) {
+        struct epoll_event ev[32];
+        int n = epoll_wait(s->epfd, ev, (int)TRIAD_ARRAY_LEN(ev), 0);
+        for (int i = 0; i < n; i++)
+            if (ev[i].data.ptr != NULL)
+                linger_ready(&s->linger, ev[i].data.ptr);
+        linger_expire(&s->linger);
+    }
+    /* MHD_NO means a misused daemon (wrong flags, its epoll fd gone), never a bad connection:
+     * libmicrohttpd closes those itself. */
+    enum MHD_Result rc = MHD_run(s->daemon);
+    TRIAD_ASSERT(rc == MHD_YES, "http_server_run: MHD_run failed");
+    http_sweep();
+}
+
+static int http_min_timeout(int a, int b)
+{
+    return a < 0 ? b : b < 0 ? a : a < b ? a : b;
+}
+
+int http_server_timeout_ms(struct http_server *s)
+{
+    MHD_UNSIGNED_LONG_LONG mhd_ms;
+    int ms = -1;
+    if (MHD_get_timeout(s->daemon, &mhd_ms) == MHD_YES)
+        ms = mhd_ms > INT32_MAX ? INT32_MAX : (int)mhd_ms;
+    ms = http_min_timeout(ms, linger_timeout_ms(&s->linger));
+    if (http_connections() > 0) {
+        uint64_t now = http_now_ms(), due = atomic_load(&http_sweep_due);
+        ms = http_min_timeout(ms, due > now ? (int)(due - now) : 0);
+    }
+    return ms;
+}
+
+unsigned long http_server_runs(const struct http_server *s)
+{
+    return s->runs;
+}
+
+/* ---- stopping ------------------------------------------------------------------------------ */
 
 void http_server_quiesce(struct http_server *s)
 {
@@ -435,7 +556,11 @@ void http_server_quiesce(struct http_server *s)
 void http_server_stop(struct http_server *s)
 {
     TRIAD_ASSERT(atomic_load(&http_suspended) == 0, "stopping a daemon with suspended requests");
-    MHD_stop_daemon(s->daemon);
+    MHD_stop_daemon(s->daemon); /* its last closes may hand sockets to the linger set */
+    if (s->drive == HTTP_DRIVE_EXTERNAL) {
+        linger_close(&s->linger);
+        close(s->epfd);
+    }
     free(s);
 }
 

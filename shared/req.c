@@ -12,10 +12,12 @@
 
 /* ---- input ------------------------------------------------------------------------------- */
 
+static enum req_wait req_root_step_cb(struct req_task *t);
+
 void req_init(struct req *r, void *model_ctx)
 {
     memset(r, 0, sizeof(*r));
-    r->model_ctx = model_ctx;
+    req_task_init(&r->root, r, req_root_step_cb, model_ctx);
 }
 
 static enum req_method req_method_parse(const char *m)
@@ -120,6 +122,7 @@ void req_release(struct req *r)
     json_decref(r->doc);
     if (r->out_owned)
         free((void *)r->out);
+    req_task_release(&r->root);
     r->body = r->scratch = NULL;
     r->doc = NULL;
     r->out = NULL;
@@ -136,35 +139,31 @@ const char *req_arg(const struct req *r, const char *name)
 
 /* ---- the step machine -------------------------------------------------------------------- */
 
-enum req_wait req_step(struct req *r)
+/* The root task runs the endpoint. The request's `finished` is the task's. */
+static enum req_wait req_root_step_cb(struct req_task *t)
 {
-    TRIAD_ASSERT(!r->finished && r->step_fn != NULL, "stepping a finished or unrouted request");
+    struct req *r = t->req;
+    TRIAD_ASSERT(r->step_fn != NULL, "stepping an unrouted request");
     enum req_wait w = r->step_fn(r);
-    TRIAD_ASSERT((w == REQ_DONE) == r->finished, "a step must reply exactly when it is done");
-    r->wait = w;
+    t->finished = r->finished;
     return w;
 }
 
-void req_db_run(struct req *r, struct db *db)
+struct req_task *req_root(struct req *r)
 {
-    TRIAD_ASSERT(r->wait == REQ_DB && r->db_fn != NULL, "no database work pending");
-    r->db_rc = r->db_fn(r, db);
+    return &r->root;
 }
 
-unsigned req_wait_ms(const struct req *r)
+enum req_wait req_step(struct req *r)
 {
-    return r->wait_ms;
-}
-
-unsigned req_wait_calls(const struct req *r)
-{
-    return r->wait_calls;
+    return req_task_step(&r->root);
 }
 
 void req_refuse(struct req *r, const char *why)
 {
     req_reply_error(r, 503, why);
-    r->wait = REQ_DONE;
+    r->root.finished = true;
+    r->root.wait = REQ_DONE;
 }
 
 bool req_exempt(const struct req *r)
@@ -179,30 +178,45 @@ bool req_finished(const struct req *r)
 
 void *req_model_ctx(struct req *r)
 {
-    return r->model_ctx;
+    return r->root.model_ctx;
+}
+
+/* A database wait of the root task: the endpoint's req_db_fn with the model's connection. */
+static int req_db_call_cb(struct req_task *t, struct db *db)
+{
+    struct req *r = t->req;
+    r->db_rc = r->db_fn(r, db);
+    return r->db_rc;
 }
 
 enum req_wait req_await_db(struct req *r, int next_pc, req_db_fn fn)
 {
-    r->pc = next_pc;
     r->db_fn = fn;
     r->db_rc = 0;
-    return REQ_DB;
+    return req_task_await_call(&r->root, next_pc, req_db_call_cb, true);
 }
 
 enum req_wait req_await_sleep(struct req *r, int next_pc, unsigned ms)
 {
-    r->pc = next_pc;
     r->wait_ms = ms;
-    return REQ_SLEEP;
+    return req_task_await_timer(&r->root, next_pc, ms);
+}
+
+/* One call of a fan-out: wait, then end. */
+static enum req_wait req_fanout_call_cb(struct req_task *t)
+{
+    if (t->pc == 0)
+        return req_task_await_timer(t, 1, t->req->wait_ms);
+    return req_task_end(t);
 }
 
 enum req_wait req_await_fanout(struct req *r, int next_pc, unsigned calls, unsigned ms)
 {
-    r->pc = next_pc;
     r->wait_calls = calls;
     r->wait_ms = ms;
-    return REQ_FANOUT;
+    if (req_task_join_start(&r->root, next_pc, calls, req_fanout_call_cb, NULL) != 0)
+        return req_reply_error(r, 503, "out of memory");
+    return REQ_JOIN;
 }
 
 /* ---- the response ------------------------------------------------------------------------ */

@@ -29,6 +29,40 @@ enum req_ctype {
 
 typedef enum req_wait (*req_step_fn)(struct req *r);
 typedef int (*req_db_fn)(struct req *r, struct db *db);
+typedef enum req_wait (*req_task_fn)(struct req_task *t);
+typedef int (*req_call_fn)(struct req_task *t, struct db *db);
+
+/* A step machine a model runs (req.h). The request's own task steps its endpoint; a join's
+ * children step whatever the join gave them. */
+struct req_task {
+    req_task_fn step;
+    struct req *req;
+    struct req_task *parent; /* the task whose join started this one; NULL for the root */
+    enum req_wait wait;      /* the wait the last step asked for */
+    int pc;                  /* resume point: 0 on the first step */
+    unsigned index;          /* a child's place in its parent's join */
+    int rc;                  /* the last wait's result: a call's return value; -ETIMEDOUT for a
+                              * descriptor whose deadline passed first; otherwise 0 */
+    const char *failed;      /* why req_task_fail ended it, or NULL */
+    bool finished;
+
+    /* The current wait's parameters (req.h). */
+    req_call_fn call;
+    bool call_db;
+    unsigned ms;
+    int fd;
+    unsigned events;
+    int timeout_ms;
+    unsigned nchildren;
+    unsigned char *children; /* nchildren tasks, child_stride bytes apart, each with its
+                              * model state behind it */
+    size_t child_stride;
+
+    void *arg;                 /* a child's input, from its parent */
+    void *data;                /* a child's own state across waits */
+    void (*data_free)(void *); /* how to free it */
+    void *model_ctx;
+};
 
 struct route;
 
@@ -56,11 +90,10 @@ struct req {
     char *body;         /* malloc'd, NUL-terminated, body_len bytes */
     size_t body_len, body_cap;
 
-    /* The step machine. */
-    int pc;             /* resume point inside step_fn: 0 on the first call */
-    enum req_wait wait; /* the wait the last step asked for */
-    unsigned wait_ms, wait_calls;
-    req_db_fn db_fn;              /* the work of a REQ_DB wait */
+    /* The step machine: the endpoint runs as the root task (root.pc is its resume point). */
+    struct req_task root;
+    unsigned wait_ms, wait_calls; /* the parameters of the last sleep or fan-out */
+    req_db_fn db_fn;              /* the work of a database wait */
     int db_rc;                    /* its result: 0 or a negative errno from db.h */
     void *scratch;                /* one heap block an endpoint may keep across steps */
     void (*scratch_free)(void *); /* how to free it, if free() is not enough */
@@ -89,8 +122,6 @@ struct req {
     bool out_owned;
     const char *hdr_name; /* one extra header: Location, Allow or Retry-After */
     char hdr_value[48];
-
-    void *model_ctx; /* see req_model_ctx() */
 };
 
 /* Input: called by the HTTP glue in this order. */
@@ -111,10 +142,32 @@ void req_release(struct req *r);
 const char *req_arg(const struct req *r, const char *name);
 
 /* Endpoint helpers: each returns the wait to return from the step function, and makes the
- * next req_step resume at `next_pc`. */
+ * next req_step resume at `next_pc`. A database wait is a REQ_CALL that wants a connection; a
+ * sleep is a REQ_TIMER; a fan-out is a REQ_JOIN of `calls` children that each wait `ms` (if
+ * the children cannot be allocated, the request is answered 503 instead). */
 enum req_wait req_await_db(struct req *r, int next_pc, req_db_fn fn);
 enum req_wait req_await_sleep(struct req *r, int next_pc, unsigned ms);
 enum req_wait req_await_fanout(struct req *r, int next_pc, unsigned calls, unsigned ms);
+/* After a join: why the first child that failed did (req_task_fail), or NULL. */
+const char *req_join_failure(const struct req_task *t);
+
+/* Task helpers, for step functions of any task (req_task.c). Each returns the wait and makes
+ * the next step resume at `next_pc`. */
+enum req_wait req_task_await_call(struct req_task *t, int next_pc, req_call_fn fn, bool wants_db);
+enum req_wait req_task_await_timer(struct req_task *t, int next_pc, unsigned ms);
+enum req_wait req_task_await_fd(struct req_task *t, int next_pc, int fd, unsigned events,
+                                int timeout_ms);
+/* Prepares `n` children that run `step`, each with `arg` as its input; the caller then returns
+ * REQ_JOIN. Returns 0, or -ENOMEM (nothing prepared: answer or fail instead). */
+int req_task_join_start(struct req_task *t, int next_pc, unsigned n, req_task_fn step, void *arg);
+/* A child's last step: marks it finished. */
+enum req_wait req_task_end(struct req_task *t);
+/* Sets up a task (the root's is set up by req_init). */
+void req_task_init(struct req_task *t, struct req *r, req_task_fn step, void *model_ctx);
+/* Frees the children of the task's last join, and its own data. */
+void req_task_release(struct req_task *t);
+/* Bytes of model state per task (http_model.task_ctx_size); set once, before any request. */
+void req_task_ctx_size_set(size_t size);
 
 /* Endpoint endings: each sets the response and returns REQ_DONE. */
 enum req_wait req_reply_static(struct req *r, int status, enum req_ctype ct, const char *text);

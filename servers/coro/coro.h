@@ -77,6 +77,13 @@ void coro_pollfd_close(struct coro_pollfd *pd); /* nobody may be waiting */
 /* Wakes the goroutine waiting on pd, if any, as if fd were readable. Any thread. */
 void coro_pollfd_kick(struct coro_pollfd *pd);
 
+/* Parks the calling goroutine until fd is ready for `events` (CORO_FD_READ, CORO_FD_WRITE), an
+ * error or hang-up is pending, or timeout_ns passes (< 0: no deadline). Returns 0, -ETIMEDOUT,
+ * or -ENOMEM (no poll descriptor to be had). Readiness is a hint: retry the call. */
+#define CORO_FD_READ  0x1u
+#define CORO_FD_WRITE 0x2u
+int coro_fd_wait(int fd, unsigned events, int64_t timeout_ns);
+
 /* The runtime's mutex (lock.c): may be released by the parking goroutine's g0. Zero is
  * unlocked. */
 struct coro_lock {

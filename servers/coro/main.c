@@ -70,208 +70,32 @@
  *   - A sqlite connection is held by one goroutine at a time, for one database wait.
  */
 #include "coro.h"
-#include "dbpool.h"
+#include "exec.h"
+#include "shard.h"
 
 #include "check.h"
 #include "cli.h"
+#include "dbpool.h"
 #include "hook.h"
 #include "http.h"
 #include "metrics.h"
 #include "param.h"
-#include "req.h"
 #include "serve.h"
 
 #include <errno.h>
-#include <microhttpd.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#define CORO_SHARDS_MAX 64
-
-/* One libmicrohttpd daemon and the goroutine that drives it. */
-struct shard {
-    struct http_server *http;
-    struct coro_pollfd *pd;
-};
-
-/* The one server of this process. Callbacks from libmicrohttpd and the hooks carry no
- * context pointer of ours. */
+/* The one server of this process. The hooks and the gauges carry no context pointer of ours. */
 static struct {
     long long procs, stack_kib, db_idle;
     struct cli_common common;
     sigset_t signals;
     int listen_fd;
-    unsigned nshards;
-    struct shard shards[CORO_SHARDS_MAX];
-    _Atomic int phase; /* 0 serving, 1 draining (quiesce), 2 stopping */
 } coro;
-
-/* ---- request goroutines ------------------------------------------------------------------ */
-
-struct fanout_call {
-    struct coro_wg *wg;
-    uint64_t ns;
-};
-
-static void coro_fanout_call_cb(void *arg)
-{
-    struct fanout_call *call = arg;
-    coro_sleep_ns(call->ns);
-    coro_wg_done(call->wg);
-}
-
-/* N goroutines, one WaitGroup. Returns false if some could not be started. */
-static bool coro_fanout(unsigned calls, unsigned ms)
-{
-    struct coro_wg wg;
-    struct fanout_call call = {&wg, (uint64_t)ms * 1000000u};
-    unsigned started = 0;
-    coro_wg_init(&wg);
-    coro_wg_add(&wg, calls);
-    for (; started < calls; started++)
-        if (coro_go(coro_fanout_call_cb, &call) != 0)
-            break;
-    coro_wg_add(&wg, -(long)(calls - started));
-    coro_wg_wait(&wg); /* `call` lives on this stack until every child is done */
-    return started == calls;
-}
-
-static bool coro_db_wait(struct req *r)
-{
-    struct db *db;
-    if (dbpool_get(&db) != 0)
-        return false;
-    req_db_run(r, db);
-    dbpool_put(db);
-    return true;
-}
-
-/* The request goroutine: the core's steps, with every wait done the Go way. */
-static void coro_req_main(void *arg)
-{
-    struct req *r = arg;
-    enum req_wait w;
-    while ((w = req_step(r)) != REQ_DONE) {
-        coro_detach(); /* the first wait leaves the netpoller's M */
-        bool ok = true;
-        if (w == REQ_DB)
-            ok = coro_db_wait(r);
-        else if (w == REQ_SLEEP)
-            coro_sleep_ns((uint64_t)req_wait_ms(r) * 1000000u);
-        else
-            ok = coro_fanout(req_wait_calls(r), req_wait_ms(r));
-        if (!ok) {
-            req_refuse(r, w == REQ_DB ? "database unavailable" : "cannot start goroutines");
-            break;
-        }
-    }
-    if (coro_attached())
-        return; /* finished inline: the netpoller goroutine queues the response */
-    /* The netpoller goroutine suspended the connection when we detached. libmicrohttpd does
-     * not wake its driver on resume in external mode (http.h): kick it ourselves. */
-    struct shard *s = http_req_daemon_ctx(r);
-    http_req_resume(r);
-    coro_pollfd_kick(s->pd);
-}
-
-/* Called by libmicrohttpd inside MHD_run, on a netpoller goroutine. */
-static void coro_start_cb(struct req *r)
-{
-    struct g *detached;
-    /* A P is idle: do what `go` does (newproc: runnext, then wakep), so that the idle P can
-     * steal the request and run it in parallel. Running it inline would keep it on this M,
-     * out of every queue, and leave the other P idle while this shard's requests run one
-     * after another. The price: the connection is suspended and resumed. */
-    if (coro_procs_idle() > 0) {
-        http_req_suspend(r);
-        int rc = coro_go(coro_req_main, r);
-        if (rc == 0)
-            return;
-        /* No stack, or no M for the idle P: the goroutine never ran, so the connection we
-         * suspended is ours to resume (coro.h), with a 503; an operations request runs here
-         * instead (it needs no new M, and never waits). */
-        if (rc == -EAGAIN && req_exempt(r)) {
-            enum req_wait w = req_step(r);
-            TRIAD_ASSERT(w == REQ_DONE, "coro_start_cb: an exempt request waited");
-        } else {
-            req_refuse(r, "cannot start goroutines");
-        }
-        struct shard *s = http_req_daemon_ctx(r);
-        http_req_resume(r);
-        coro_pollfd_kick(s->pd);
-        return;
-    }
-    /* Every P is busy: nobody could take the request sooner than this M, so run it here at
-     * once, and a request that never waits is answered without leaving the M. */
-    int rc = coro_run_inline(coro_req_main, r, &detached);
-    if (rc < 0) /* no stack: nothing was suspended; the glue queues the 503 now */
-        req_refuse(r, "cannot start goroutines");
-    if (rc <= 0)
-        return; /* finished on this M: the glue queues the response now */
-    http_req_suspend(r);
-    coro_detached_ready(detached);
-}
-
-static const struct http_model coro_model = {
-    .name = "coro",
-    .req_ctx_size = 0,
-    .start_cb = coro_start_cb,
-};
-
-/* ---- netpoller goroutines ---------------------------------------------------------------- */
-
-/* libmicrohttpd's next deadline (connection timeouts), as a netpoller timeout. */
-static int64_t coro_shard_timeout(struct shard *s)
-{
-    MHD_UNSIGNED_LONG_LONG ms;
-    if (MHD_get_timeout(http_server_daemon(s->http), &ms) != MHD_YES)
-        return -1;
-    return (int64_t)ms * 1000000;
-}
-
-static void coro_shard_main(void *arg)
-{
-    struct shard *s = arg;
-    bool quiesced = false;
-    for (;;) {
-        int phase = atomic_load(&coro.phase);
-        if (phase >= 1 && !quiesced) {
-            http_server_quiesce(s->http);
-            quiesced = true;
-        }
-        if (phase == 2)
-            break;
-        MHD_run(http_server_daemon(s->http));
-        coro_pollfd_wait(s->pd, coro_shard_timeout(s));
-    }
-    /* The poll descriptor outlives us: the main thread may still be kicking it. */
-    http_server_stop(s->http);
-}
-
-static int coro_shards_start(void)
-{
-    coro.nshards = (unsigned)coro.procs < CORO_SHARDS_MAX ? (unsigned)coro.procs : CORO_SHARDS_MAX;
-    struct http_config cfg = {
-        .model = &coro_model,
-        .mhd_flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME,
-        .limits = http_limits_from(&coro.common),
-    };
-    for (unsigned i = 0; i < coro.nshards; i++) {
-        struct shard *s = &coro.shards[i];
-        cfg.listen_fd = i == 0 ? coro.listen_fd : dup(coro.listen_fd);
-        cfg.daemon_ctx = s;
-        const union MHD_DaemonInfo *info;
-        if (cfg.listen_fd < 0 || http_server_start(&cfg, &s->http) != 0 ||
-            (info = MHD_get_daemon_info(http_server_daemon(s->http), MHD_DAEMON_INFO_EPOLL_FD)) ==
-                NULL ||
-            coro_pollfd_open(info->epoll_fd, &s->pd) != 0 || coro_go(coro_shard_main, s) != 0)
-            return -1;
-    }
-    return 0;
-}
 
 /* ---- hooks and gauges -------------------------------------------------------------------- */
 
@@ -314,7 +138,7 @@ static size_t coro_gauges_cb(struct metrics_gauge *g, size_t cap)
     size_t n = 0;
     for (; n < TRIAD_ARRAY_LEN(fixed) && n < cap; n++)
         g[n] = fixed[n];
-    for (unsigned i = 0; i < st.procs && i < CORO_SHARDS_MAX && n < cap; i++) {
+    for (unsigned i = 0; i < st.procs && i < TRIAD_ARRAY_LEN(st.runq_len) && n < cap; i++) {
         char p[12];
         snprintf(p, sizeof(p), "%u", i);
         g[n++] = metrics_gauge_labeled("runq_goroutines", "Goroutines on a P's local run queue",
@@ -341,37 +165,32 @@ static int coro_serve(void)
 {
     struct coro_config cfg = {.procs = (unsigned)coro.procs,
                               .stack_size = (size_t)coro.stack_kib * 1024};
+    struct exec_config ec = {.db_path = coro.common.db, .db_idle = (unsigned)coro.db_idle};
+    struct http_config hc = {.model = &exec_http_model,
+                             .listen_fd = coro.listen_fd,
+                             .limits = http_limits_from(&coro.common)};
     hook_install(&coro_hooks);
-    if (dbpool_init(coro.common.db, (unsigned)coro.db_idle) != 0 || coro_start(&cfg) != 0 ||
-        coro_shards_start() != 0) {
+    if (exec_init(&ec) != 0 || coro_start(&cfg) != 0 || shard_start(cfg.procs, &hc) != 0) {
         log_error("cannot start: out of threads, descriptors or memory");
         return 1;
     }
     int sig = serve_signal_wait(&coro.signals);
+    long drain_s = coro.common.drain_timeout;
     log_info("%s: finishing requests in flight", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    atomic_store(&coro.phase, 1);
-    for (unsigned i = 0; i < coro.nshards; i++)
-        coro_pollfd_kick(coro.shards[i].pd);
-    int rc = serve_drain(coro.common.drain_timeout);
-    if (rc != 0) {
-        log_error("requests still in flight after %llds: exiting without them",
-                  coro.common.drain_timeout);
+    /* Whatever could not be started, the drain's deadline holds: goroutines that cannot
+     * finish (no M to run them) end the process with status 1 rather than a hang. */
+    if (shard_quiesce(drain_s) != 0 || serve_drain(drain_s) != 0) {
+        log_error("requests still in flight after %lds: exiting without them", drain_s);
         return 1;
     }
-    atomic_store(&coro.phase, 2);
-    for (unsigned i = 0; i < coro.nshards; i++)
-        coro_pollfd_kick(coro.shards[i].pd);
-    /* Whatever could not be started, the drain's deadline holds: goroutines that cannot finish
-     * (no M to run them) end the process with status 1 rather than a hang. */
-    if (coro_wait_idle((int64_t)coro.common.drain_timeout * 1000000000) != 0) {
-        log_error("goroutines still running after %llds: exiting without them",
-                  coro.common.drain_timeout);
+    shard_stop();
+    if (coro_wait_idle((int64_t)drain_s * 1000000000) != 0) {
+        log_error("goroutines still running after %lds: exiting without them", drain_s);
         return 1;
     }
-    for (unsigned i = 0; i < coro.nshards; i++)
-        coro_pollfd_close(coro.shards[i].pd);
+    shard_close();
     coro_stop();
-    dbpool_close();
+    exec_close();
     return 0;
 }
 
@@ -390,7 +209,7 @@ int main(int argc, char **argv)
     const struct cli_model cli = {"triad-coro",
                                   "Goroutines on an M:N work-stealing scheduler (Go's runtime).",
                                   opts, sizeof(opts) / sizeof(opts[0])};
-    int rc = serve_start(argc, argv, &cli, &coro.common, coro_model.name, coro_gauges_cb,
+    int rc = serve_start(argc, argv, &cli, &coro.common, exec_http_model.name, coro_gauges_cb,
                          &coro.signals, &coro.listen_fd);
     if (rc >= 0)
         return rc;

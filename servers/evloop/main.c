@@ -151,11 +151,11 @@
  *   - Each sqlite connection belongs to one thread: a P's own, opened on it; L's own with
  *     --db-on-loop.
  */
-#include "daemon_io.h"
 #include "delay.h"
-#include "driver.h"
+#include "exec.h"
 #include "loop.h"
 #include "pool.h"
+#include "server_io.h"
 
 #include "check.h"
 #include "cli.h"
@@ -166,7 +166,6 @@
 #include "serve.h"
 
 #include <errno.h>
-#include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,10 +187,9 @@ static struct {
     struct pool *pool;
     struct delay *delay;
     struct http_server *http;
-    struct daemon_io dio;
+    struct server_io sio;
     struct db *loop_db; /* L's connection, with --db-on-loop */
 
-    struct loop_timer sweep_timer; /* http_sweep, once a second */
     struct loop_io signal_io;
     struct loop_hook drain_check;
     struct loop_timer drain_timer;
@@ -223,9 +221,10 @@ static size_t evloop_gauges_cb(struct metrics_gauge *g, size_t cap)
     g[n++] = METRICS_GAUGE("loop_iterations_total", "Loop iterations",
                            (double)loop_iterations(evloop.loop));
     g[n++] = METRICS_GAUGE("loop_timers", "Active loop timers", loop_timers_active(evloop.loop));
-    g[n++] = METRICS_GAUGE("mhd_runs_total", "MHD_run calls", (double)evloop.dio.runs);
-    g[n++] = METRICS_GAUGE("requests_suspended", "Requests waiting on a timer or the pool",
-                           driver_suspended());
+    g[n++] = METRICS_GAUGE("server_runs_total", "Turns of the HTTP server on the loop",
+                           (double)http_server_runs(evloop.http));
+    g[n++] =
+        METRICS_GAUGE("requests_suspended", "Requests waiting on a callback", exec_suspended());
     g[n++] = METRICS_GAUGE("pool_size", "Pool threads configured (UV_THREADPOOL_SIZE)",
                            pool_size(evloop.pool));
     g[n++] = METRICS_GAUGE("pool_threads", "Pool threads started (0 until first use)",
@@ -292,33 +291,22 @@ static void evloop_signals_stop(void)
     close(evloop.signal_io.fd);
 }
 
-/* ---- slow clients -------------------------------------------------------------------------- */
-
-/* Connections too slow to deliver a request head or body are shut down by the core's sweep
- * (conn.h), once a second, from a repeating loop timer: the way Node's http server checks
- * headersTimeout and requestTimeout from a timer every connectionsCheckingInterval. */
-static void evloop_sweep_cb(struct loop_timer *t)
-{
-    (void)t;
-    http_sweep();
-}
-
 /* ---- one worker process -------------------------------------------------------------------- */
 
 static int evloop_http_start(void)
 {
     struct http_config cfg = {
-        .model = &driver_http_model,
-        /* No polling thread: D is driven by L. (MHD_ALLOW_SUSPEND_RESUME's ITC is ignored
-         * without one: see daemon_io.h.) */
-        .mhd_flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME,
+        .model = &exec_http_model,
+        .drive = HTTP_DRIVE_EXTERNAL, /* L drives it: server_io.h */
         .listen_fd = evloop.listen_fd,
         .limits = http_limits_from(&evloop.common),
+        .wake_cb = server_io_wake_cb,
+        .driver_ctx = &evloop.sio,
     };
     int rc = http_server_start(&cfg, &evloop.http);
     if (rc != 0)
         return rc;
-    rc = daemon_io_start(&evloop.dio, evloop.loop, http_server_daemon(evloop.http));
+    rc = server_io_start(&evloop.sio, evloop.loop, evloop.http);
     if (rc != 0)
         http_server_stop(evloop.http);
     return rc;
@@ -338,26 +326,18 @@ static int evloop_start(void)
         goto fail_delay;
     if (evloop.db_on_loop && (rc = db_open(evloop.common.db, &evloop.loop_db)) != 0)
         goto fail_pool;
-    struct driver_config dc = {.loop = evloop.loop,
-                               .pool = evloop.pool,
-                               .dio = &evloop.dio,
-                               .db_path = evloop.common.db,
-                               .loop_db = evloop.loop_db};
-    if ((rc = driver_init(&dc)) != 0)
+    struct exec_config ec = {.loop = evloop.loop,
+                             .pool = evloop.pool,
+                             .db_path = evloop.common.db,
+                             .loop_db = evloop.loop_db};
+    if ((rc = exec_init(&ec)) != 0)
         goto fail_db;
     if ((rc = evloop_http_start()) != 0)
-        goto fail_driver;
-    loop_timer_init(&evloop.sweep_timer, evloop_sweep_cb);
-    if ((rc = loop_timer_start(evloop.loop, &evloop.sweep_timer, 1000, 1000)) != 0)
-        goto fail_http;
+        goto fail_exec;
     return 0;
 
-fail_http:
-    daemon_io_stop(&evloop.dio);
-    http_server_stop(evloop.http);
-
-fail_driver:
-    driver_close();
+fail_exec:
+    exec_close();
 fail_db:
     db_close(evloop.loop_db);
 fail_pool:
@@ -374,11 +354,10 @@ fail_loop:
 /* After a complete drain: nothing is suspended, no pool work is queued. */
 static void evloop_stop(void)
 {
-    loop_timer_stop(evloop.loop, &evloop.sweep_timer);
-    daemon_io_stop(&evloop.dio);
+    server_io_stop(&evloop.sio);
     http_server_stop(evloop.http); /* closes the idle keep-alive connections */
     pool_destroy(evloop.pool);     /* joins the Ps: their sqlite connections close */
-    driver_close();
+    exec_close();
     db_close(evloop.loop_db);
     delay_destroy(evloop.delay);
     evloop_signals_stop();
@@ -440,7 +419,7 @@ int main(int argc, char **argv)
     const struct cli_model cli = {"triad-evloop",
                                   "One event loop and a thread pool per process (Node.js/libuv).",
                                   opts, TRIAD_ARRAY_LEN(opts)};
-    int rc = serve_start(argc, argv, &cli, &evloop.common, driver_http_model.name, evloop_gauges_cb,
+    int rc = serve_start(argc, argv, &cli, &evloop.common, exec_http_model.name, evloop_gauges_cb,
                          &evloop.signals, &evloop.listen_fd);
     if (rc >= 0)
         return rc;

@@ -84,7 +84,8 @@
  *   - With --gil, endpoint code runs only while its T holds the GIL; blocking calls never do.
  *   - A suspended request is resumed exactly once, by the T that ran it.
  */
-#include "blocking.h"
+#include "acceptor.h"
+#include "exec.h"
 #include "gil.h"
 #include "pool.h"
 
@@ -96,13 +97,12 @@
 #include "prefork.h"
 #include "serve.h"
 
-#include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
-/* The one server of this process: its options and its parts. Callbacks reach it from
- * libmicrohttpd's and the pool's threads, which carry no context pointer of ours. */
+/* The one server of this process: its options and its parts. Callbacks reach it from the
+ * acceptor's, the pool's and libmicrohttpd's threads, which carry no context pointer of ours. */
 static struct {
     long long threads, switch_interval_ms, workers;
     bool gil_enabled;
@@ -111,42 +111,9 @@ static struct {
     int listen_fd;
     unsigned worker_index;
     struct gil *gil;
-    struct pool *pool;
+    struct acceptor *acceptor; /* NULL: thread per connection */
     struct http_server *http;
 } threaded;
-
-/* Per request: the pool's link, and the request it belongs to. */
-struct threaded_req {
-    struct pool_item item;
-    struct req *req;
-};
-
-/* ---- running requests -------------------------------------------------------------------- */
-
-static void threaded_pool_run_cb(struct pool_item *item)
-{
-    struct threaded_req *t = TRIAD_CONTAINER_OF(item, struct threaded_req, item);
-    blocking_run(t->req);
-    http_req_resume(t->req);
-}
-
-static void threaded_start_cb(struct req *r)
-{
-    if (threaded.pool == NULL) {
-        blocking_run(r); /* thread per connection: this is the connection's own thread */
-        return;
-    }
-    struct threaded_req *t = req_model_ctx(r);
-    t->req = r;
-    http_req_suspend(r);
-    pool_submit(threaded.pool, &t->item);
-}
-
-static const struct http_model threaded_model = {
-    .name = "threaded",
-    .req_ctx_size = sizeof(struct threaded_req),
-    .start_cb = threaded_start_cb,
-};
 
 /* ---- the GIL's hooks into the core ------------------------------------------------------- */
 
@@ -170,6 +137,7 @@ static void threaded_blocking_exit_cb(void)
 static size_t threaded_gauges_cb(struct metrics_gauge *g, size_t cap)
 {
     struct gil_stats gs = {0};
+    struct pool *pool = exec_pool();
     size_t n = 0;
     if (threaded.gil)
         gil_stats_read(threaded.gil, &gs);
@@ -177,9 +145,9 @@ static size_t threaded_gauges_cb(struct metrics_gauge *g, size_t cap)
     g[n++] = METRICS_GAUGE("worker_threads", "Pool threads (0: one per connection)",
                            (double)threaded.threads);
     g[n++] = METRICS_GAUGE("workers_busy", "Pool threads running a request",
-                           threaded.pool ? (double)pool_busy(threaded.pool) : 0);
+                           pool ? (double)pool_busy(pool) : 0);
     g[n++] = METRICS_GAUGE("queue_depth", "Requests waiting for a pool thread",
-                           threaded.pool ? (double)pool_queued(threaded.pool) : 0);
+                           pool ? (double)pool_queued(pool) : 0);
     g[n++] = METRICS_GAUGE("connections", "Open connections", http_connections());
     g[n++] = METRICS_GAUGE("gil_enabled", "1 with --gil", threaded.gil ? 1 : 0);
     g[n++] = METRICS_GAUGE("gil_switches_total", "Changes of GIL holder", (double)gs.switches);
@@ -198,16 +166,24 @@ static size_t threaded_gauges_cb(struct metrics_gauge *g, size_t cap)
 static int threaded_http_start(void)
 {
     struct http_config cfg = {
-        .model = &threaded_model,
+        .model = &exec_http_model,
         .listen_fd = threaded.listen_fd,
         .limits = http_limits_from(&threaded.common),
     };
-    if (threaded.threads == 0)
-        cfg.mhd_flags =
-            MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
-    else /* poll, not epoll: see rejected design 4 */
-        cfg.mhd_flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME;
-    return http_server_start(&cfg, &threaded.http);
+    if (threaded.threads == 0) {
+        cfg.drive = HTTP_DRIVE_THREAD_PER_CONNECTION;
+        return http_server_start(&cfg, &threaded.http);
+    }
+    cfg.drive = HTTP_DRIVE_EXTERNAL;
+    cfg.wake_cb = acceptor_wake_cb;
+    int rc = acceptor_create(&threaded.acceptor);
+    if (rc == 0)
+        cfg.driver_ctx = threaded.acceptor;
+    if (rc == 0)
+        rc = http_server_start(&cfg, &threaded.http);
+    if (rc == 0)
+        rc = acceptor_start(threaded.acceptor, threaded.http);
+    return rc;
 }
 
 static int threaded_start(void)
@@ -219,10 +195,9 @@ static int threaded_start(void)
                                         .blocking_enter_cb = threaded_blocking_enter_cb,
                                         .blocking_exit_cb = threaded_blocking_exit_cb});
     }
-    if (blocking_init(threaded.common.db, threaded.gil) != 0)
-        return -1;
-    if (threaded.threads > 0 &&
-        pool_start((unsigned)threaded.threads, threaded_pool_run_cb, &threaded.pool) != 0)
+    struct exec_config cfg = {
+        .db_path = threaded.common.db, .gil = threaded.gil, .threads = (unsigned)threaded.threads};
+    if (exec_init(&cfg) != 0)
         return -1;
     return threaded_http_start();
 }
@@ -237,15 +212,20 @@ static int threaded_serve(unsigned index, void *arg)
     }
     int sig = serve_signal_wait(&threaded.signals);
     log_info("%s: finishing requests in flight", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    http_server_quiesce(threaded.http);
+    if (threaded.acceptor)
+        acceptor_quiesce(threaded.acceptor);
+    else
+        http_server_quiesce(threaded.http);
     if (serve_drain(threaded.common.drain_timeout) != 0) {
         log_error("requests still in flight after %llds: exiting without them",
                   threaded.common.drain_timeout);
         return 1;
     }
+    if (threaded.acceptor)
+        acceptor_stop(threaded.acceptor);
     http_server_stop(threaded.http); /* joins connection threads: their sqlite connections close */
-    if (threaded.pool)
-        pool_stop(threaded.pool); /* joins the workers: theirs too */
+    acceptor_destroy(threaded.acceptor);
+    exec_close(); /* joins the pool: its connections close too */
     gil_destroy(threaded.gil);
     return 0;
 }
@@ -267,7 +247,7 @@ int main(int argc, char **argv)
     const struct cli_model cli = {"triad-threaded",
                                   "Blocking threads, one request per OS thread (CPython/gunicorn).",
                                   opts, sizeof(opts) / sizeof(opts[0])};
-    int rc = serve_start(argc, argv, &cli, &threaded.common, threaded_model.name,
+    int rc = serve_start(argc, argv, &cli, &threaded.common, exec_http_model.name,
                          threaded_gauges_cb, &threaded.signals, &threaded.listen_fd);
     if (rc >= 0)
         return rc;

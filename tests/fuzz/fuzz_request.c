@@ -20,15 +20,16 @@
  *   content    a 2xx says what was asked: as many World rows as the clamped count, a page of
  *              at most `limit` items past `after` in id order, the item of the path's id, the
  *              parameters of /cpu, /io and /fanout echoed.
- *   waits      every wait the step machine asks for is one a model can perform: database work
- *              with a function to run, a sleep of 0..10000 ms, a fan-out of 1..1000 calls of
- *              0..10000 ms; and a request ends after a few of them.
+ *   waits      every wait a task asks for is one a model can perform: a call with a function
+ *              to run (database work with an endpoint's function), a timer of 0..10000 ms, a
+ *              descriptor with events, a join of 1..1000 children; and a request ends after a
+ *              few of them.
  *   data       a request that is not a 2xx changes no item and adds none; a 2xx write stores
  *              and echoes exactly the name and qty the body sent.
  *
  * The driver hides the request from its caller, so the fuzzer watches it through two link-time
- * wraps (-Wl,--wrap, see meson.build): every req_step the driver makes and the req_release it
- * ends with go through __wrap_req_step and __wrap_req_release below first.
+ * wraps (-Wl,--wrap, see meson.build): every req_task_step the driver makes and the req_release
+ * it ends with go through __wrap_req_task_step and __wrap_req_release below first.
  */
 #include "cpu.h"
 #include "db.h"
@@ -88,30 +89,35 @@ static _Noreturn void fuzz_fail(const char *what, const struct req *r)
 /* ---- the step machine: every wait must be one a model can perform ---------------------------- */
 
 /* NOLINTNEXTLINE(bugprone-reserved-identifier,cert-dcl37-c): a name -Wl,--wrap fixes */
-enum req_wait __real_req_step(struct req *r);
+enum req_wait __real_req_task_step(struct req_task *t);
 
 /* NOLINTNEXTLINE(bugprone-reserved-identifier,cert-dcl37-c): a name -Wl,--wrap fixes */
-enum req_wait __wrap_req_step(struct req *r)
+enum req_wait __wrap_req_task_step(struct req_task *t)
 {
-    enum req_wait w = __real_req_step(r);
+    const struct req *r = t->req;
+    enum req_wait w = __real_req_task_step(t);
     switch (w) {
     case REQ_DONE:
         return w;
-    case REQ_DB:
-        FUZZ_CHECK(r->db_fn != NULL, "REQ_DB with no database work", r);
+    case REQ_CALL:
+        FUZZ_CHECK(t->call != NULL, "REQ_CALL with no call to make", r);
+        FUZZ_CHECK(t->parent != NULL || !t->call_db || r->db_fn != NULL,
+                   "a database wait with no database work", r);
         break;
-    case REQ_SLEEP:
-        FUZZ_CHECK(r->wait_ms <= FUZZ_WAIT_MS_MAX, "REQ_SLEEP past 10000 ms", r);
+    case REQ_TIMER:
+        FUZZ_CHECK(t->ms <= FUZZ_WAIT_MS_MAX, "REQ_TIMER past 10000 ms", r);
         break;
-    case REQ_FANOUT:
-        FUZZ_CHECK(r->wait_calls >= 1 && r->wait_calls <= FUZZ_WAIT_CALLS_MAX,
-                   "REQ_FANOUT with calls outside 1..1000", r);
-        FUZZ_CHECK(r->wait_ms <= FUZZ_WAIT_MS_MAX, "REQ_FANOUT past 10000 ms", r);
+    case REQ_FD:
+        FUZZ_CHECK(t->fd >= 0 && t->events != 0, "REQ_FD with no descriptor or events", r);
         break;
-    default:
-        fuzz_fail("req_step returned no known wait", r);
+    case REQ_JOIN:
+        FUZZ_CHECK(t->nchildren >= 1 && t->nchildren <= FUZZ_WAIT_CALLS_MAX,
+                   "REQ_JOIN with children outside 1..1000", r);
+        break;
     }
-    FUZZ_CHECK(++fuzz_cur.waits <= FUZZ_WAITS_MAX, "too many waits: a step machine loops", r);
+    /* A request's own task ends after a few waits; a join's children after one or two each. */
+    if (t->parent == NULL)
+        FUZZ_CHECK(++fuzz_cur.waits <= FUZZ_WAITS_MAX, "too many waits: a step machine loops", r);
     return w;
 }
 

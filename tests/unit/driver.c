@@ -5,6 +5,7 @@
 #include "db.h"
 #include "req_impl.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,13 +30,35 @@ static void drv_args(struct req *r, char *query)
     }
 }
 
-static void drv_run(struct req *r, struct db *db, struct drv_response *out)
+/* The smallest executor: calls run here with the test's connection, timers are over at once,
+ * descriptors are polled, a join runs its children one after another. */
+static void drv_task_run(struct req_task *t, struct db *db, struct drv_response *out)
 {
     enum req_wait w;
-    while ((w = req_step(r)) != REQ_DONE) {
+    while ((w = req_task_step(t)) != REQ_DONE) {
         out->waits++;
-        if (w == REQ_DB)
-            req_db_run(r, db);
+        switch (w) {
+        case REQ_CALL:
+            req_call_run(t, req_call_wants_db(t) ? db : NULL);
+            break;
+        case REQ_TIMER:
+            break;
+        case REQ_FD: {
+            struct pollfd p = {.fd = req_fd(t),
+                               .events =
+                                   (short)(((req_fd_events(t) & REQ_FD_READ) ? POLLIN : 0) |
+                                           ((req_fd_events(t) & REQ_FD_WRITE) ? POLLOUT : 0))};
+            if (poll(&p, 1, req_fd_timeout_ms(t)) == 0)
+                req_fd_expired(t);
+            break;
+        }
+        case REQ_JOIN:
+            for (unsigned i = 0; i < req_join_count(t); i++)
+                drv_task_run(req_join_child(t, i), db, out);
+            break;
+        case REQ_DONE:
+            break;
+        }
     }
 }
 
@@ -58,7 +81,7 @@ int drv_request(struct db *db, const char *method, const char *target, const cha
     if (body != NULL)
         req_body_append(&r, body, body_len, &lim);
     if (!req_input_done(&r))
-        drv_run(&r, db, out);
+        drv_task_run(req_root(&r), db, out);
     out->status = r.status;
     out->ctype = r.status == 204 ? NULL : drv_ctype[r.ctype];
     if (r.hdr_name) {

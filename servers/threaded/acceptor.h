@@ -1,0 +1,35 @@
+/* acceptor.h - A, the acceptor thread: gunicorn gthread's main thread.
+ *
+ * gunicorn's gthread worker runs a selector loop on its main thread (selectors.DefaultSelector,
+ * epoll on Linux): it accepts connections, waits for keep-alive connections to become readable
+ * again, and hands each ready one to its ThreadPoolExecutor (workers/gthread.py, run and
+ * enqueue_req); when a worker is done, the connection comes back to the selector. Here the
+ * acceptor thread blocks in epoll_wait on two descriptors: the HTTP server's (http.h: every
+ * socket of every connection behind it) and an eventfd the pool threads write when they give a
+ * request back (http.h's wake-up). Each wake-up runs the server once: accept, read, parse, hand
+ * complete requests to the pool, write the answers of finished ones.
+ *
+ * Costs: one epoll_wait per wake-up whatever the number of connections (the poll(2) acceptor
+ * this replaces scanned all of them each time); one eventfd write per batch of finished
+ * requests (coalesced: a write only when the acceptor has not been woken yet).
+ */
+#ifndef TRIAD_THREADED_ACCEPTOR_H
+#define TRIAD_THREADED_ACCEPTOR_H
+
+struct acceptor;
+struct http_server;
+
+/* The epoll instance and the eventfd; the thread starts in acceptor_start. */
+int acceptor_create(struct acceptor **out);
+/* The HTTP server's wake_cb, with the acceptor as its driver_ctx. Any thread. */
+void acceptor_wake_cb(void *acceptor);
+/* Starts the thread that drives `srv`. Returns 0 or a negative errno. */
+int acceptor_start(struct acceptor *a, struct http_server *srv);
+/* Makes the thread quiesce the server (http_server_quiesce, on its own thread) and returns
+ * once it has. */
+void acceptor_quiesce(struct acceptor *a);
+/* Stops and joins the thread; the server is left to the caller to stop. */
+void acceptor_stop(struct acceptor *a);
+void acceptor_destroy(struct acceptor *a);
+
+#endif
