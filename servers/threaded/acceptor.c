@@ -10,14 +10,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <sys/epoll.h>
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 enum acceptor_state { ACCEPTOR_SERVING, ACCEPTOR_QUIESCING, ACCEPTOR_QUIESCED, ACCEPTOR_STOPPING };
 
 struct acceptor {
-    int epfd, wakefd;
+    int wakefd;
     atomic_bool woken; /* an eventfd write is pending: further wake-ups need none */
     _Atomic int state; /* enum acceptor_state */
     struct http_server *srv;
@@ -30,12 +30,10 @@ int acceptor_create(struct acceptor **out)
     struct acceptor *a = calloc(1, sizeof(*a));
     if (a == NULL)
         return -ENOMEM;
-    a->epfd = epoll_create1(EPOLL_CLOEXEC);
     a->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &a->wakefd};
-    if (a->epfd < 0 || a->wakefd < 0 || epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->wakefd, &ev) != 0) {
+    if (a->wakefd < 0) {
         int e = -errno;
-        acceptor_destroy(a);
+        free(a);
         return e;
     }
     *out = a;
@@ -64,12 +62,12 @@ static void acceptor_woken(struct acceptor *a)
 static void *acceptor_main(void *arg)
 {
     struct acceptor *a = arg;
-    struct epoll_event ev[2];
+    struct pollfd pf[2] = {{.fd = http_server_fd(a->srv), .events = POLLIN},
+                           {.fd = a->wakefd, .events = POLLIN}};
     while (atomic_load(&a->state) != ACCEPTOR_STOPPING) {
-        int n = epoll_wait(a->epfd, ev, 2, http_server_timeout_ms(a->srv));
-        for (int i = 0; i < n; i++)
-            if (ev[i].data.ptr == &a->wakefd)
-                acceptor_woken(a);
+        int n = poll(pf, 2, http_server_timeout_ms(a->srv));
+        if (n > 0 && (pf[1].revents & POLLIN))
+            acceptor_woken(a);
         int expect = ACCEPTOR_QUIESCING;
         if (atomic_load(&a->state) == ACCEPTOR_QUIESCING) {
             http_server_quiesce(a->srv);
@@ -83,9 +81,6 @@ static void *acceptor_main(void *arg)
 int acceptor_start(struct acceptor *a, struct http_server *srv)
 {
     a->srv = srv;
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
-    if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, http_server_fd(srv), &ev) != 0)
-        return -errno;
     int rc = pthread_create(&a->thread, NULL, acceptor_main, a);
     a->started = rc == 0;
     return -rc;
@@ -115,9 +110,6 @@ void acceptor_destroy(struct acceptor *a)
 {
     if (a == NULL)
         return;
-    if (a->epfd >= 0)
-        close(a->epfd);
-    if (a->wakefd >= 0)
-        close(a->wakefd);
+    close(a->wakefd);
     free(a);
 }
