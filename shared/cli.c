@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CLI_COMMON_COUNT 12
+#define CLI_COMMON_COUNT 15
 
 static void cli_common_table(struct cli_common *c, struct cli_opt t[CLI_COMMON_COUNT])
 {
@@ -33,6 +33,12 @@ static void cli_common_table(struct cli_common *c, struct cli_opt t[CLI_COMMON_C
         {"max-headers", CLI_INT, &c->max_headers, 1, 10000, "N", "request headers (431 beyond)"},
         {"read-timeout", CLI_INT, &c->read_timeout, 1, 3600, "S",
          "a request body must arrive within this; a request head within --idle-timeout"},
+        {"upstream", CLI_STRING, &c->upstream, 0, 0, "URL",
+         "http://HOST:PORT of the service /upstream calls; none: /upstream answers 503"},
+        {"upstream-timeout", CLI_INT, &c->upstream_timeout, 1, 3600, "S",
+         "a whole upstream call (connect, write, read) must end within this (504 beyond)"},
+        {"upstream-idle", CLI_INT, &c->upstream_idle, 0, 4096, "N",
+         "idle keep-alive connections to the upstream service kept for reuse"},
     };
     memcpy(t, table, sizeof(table));
 }
@@ -54,6 +60,11 @@ void cli_common_defaults(struct cli_common *c)
         .max_url = 4096,
         .max_headers = 64,
         .read_timeout = 30,
+        .upstream = "",
+        /* Longer than the longest /io the service can be asked for (10 s), so that only a
+         * service that is really stuck times out. */
+        .upstream_timeout = 30,
+        .upstream_idle = 2,
     };
 }
 

@@ -40,6 +40,10 @@ struct cli_common {
     long long max_url;
     long long max_headers;
     long long read_timeout;
+    const char *upstream;       /* http://HOST:PORT of the upstream service, or "" */
+    long long upstream_timeout; /* seconds for a whole call */
+    long long upstream_idle;    /* idle keep-alive connections kept; each model sets its
+                                 * runtime's default before parsing */
 };
 
 struct cli_model {

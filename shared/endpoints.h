@@ -22,6 +22,7 @@ enum req_wait ep_cached_queries(struct req *r);
 enum req_wait ep_cpu(struct req *r);
 enum req_wait ep_io(struct req *r);
 enum req_wait ep_fanout(struct req *r);
+enum req_wait ep_upstream(struct req *r);
 
 /* The items resource (ep_items.c). */
 enum req_wait ep_items_list(struct req *r);

@@ -3,6 +3,7 @@
 
 #include "cache.h"
 #include "check.h"
+#include "upstream.h"
 #include "triad_config.h"
 
 #include <math.h>
@@ -121,6 +122,7 @@ static size_t metrics_gauges(struct metrics_gauge *g, size_t cap)
                       (double)cs.stale_fills);
     if (metrics_model_gauges)
         n += metrics_model_gauges(g + n, cap - n);
+    n += upstream_gauges(g + n, cap - n);
     return n;
 }
 

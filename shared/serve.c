@@ -6,6 +6,7 @@
 #include "http.h"
 #include "metrics.h"
 #include "triad_config.h"
+#include "upstream.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -149,6 +150,9 @@ int serve_start(int argc, char **argv, const struct cli_model *cli, struct cli_c
     serve_signals_block(signals);
     serve_rlimit_raise();
     metrics_init(model, gauges_cb);
+    if (upstream_init(cli->prog, c->upstream, (unsigned)c->upstream_timeout,
+                      (unsigned)c->upstream_idle) != 0)
+        return 2;
     if (serve_db_prepare(cli->prog, c->db) != 0 ||
         (*listen_fd = serve_listen(cli->prog, c->host, (int)c->port, &port)) < 0)
         return 1;

@@ -200,6 +200,7 @@ int main(int argc, char **argv)
     coro.stack_kib = 64;
     coro.db_idle = 4 * coro.procs;
     cli_common_defaults(&coro.common);
+    coro.common.upstream_idle = 2; /* http.Transport's DefaultMaxIdleConnsPerHost */
     const struct cli_opt opts[] = {
         {"procs", CLI_INT, &coro.procs, 1, 1024, "N", "GOMAXPROCS; default $GOMAXPROCS or CPUs"},
         {"stack-kib", CLI_INT, &coro.stack_kib, 16, 8192, "KIB", "stack reserved per goroutine"},

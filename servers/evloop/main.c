@@ -408,6 +408,7 @@ int main(int argc, char **argv)
     evloop.pool_size = evloop_pool_size_env();
     evloop.cluster = 1;
     cli_common_defaults(&evloop.common);
+    evloop.common.upstream_idle = 256; /* http.Agent's maxFreeSockets */
     const struct cli_opt opts[] = {
         {"pool", CLI_INT, &evloop.pool_size, 1, POOL_SIZE_MAX, "N",
          "pool threads for database work (UV_THREADPOOL_SIZE)"},

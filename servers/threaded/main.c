@@ -236,6 +236,7 @@ int main(int argc, char **argv)
     threaded.switch_interval_ms = 5; /* CPython's sys.getswitchinterval() == 0.005 */
     threaded.workers = 1;
     cli_common_defaults(&threaded.common);
+    threaded.common.upstream_idle = 10; /* requests.Session: urllib3's pool_maxsize */
     const struct cli_opt opts[] = {
         {"threads", CLI_INT, &threaded.threads, 0, 1024, "N",
          "worker threads per process; 0: one thread per connection"},
