@@ -1977,6 +1977,8 @@ def world_table_of(ctx, srv):
 #   --peer                            it is not triad: skip the checks of triad's own command
 #                                     line, start-up line and limits, accept any Server header,
 #                                     and run the PEER checks that stand in for the skipped ones
+#   --lacks pipelining                it does not answer pipelined requests (gunicorn's gthread
+#                                     worker): skip the checks that pipeline
 # What a check needs comes from its name: the family before the first dot names an endpoint
 # (cpu.bad.abc needs /cpu), so does a /path inside it (http.head/fortunes); NEEDS adds what a
 # check uses beyond its name.
@@ -1987,6 +1989,7 @@ TRIAD_ENDPOINTS = ("/plaintext", "/json", "/db", "/queries", "/updates", "/fortu
 KNOWN_ENDPOINTS = TRIAD_ENDPOINTS + ("/upstream",)
 TRIAD = "triad"     # triad's command line, start-up line, limit flags
 PEER = "peer"       # a stand-in for a triad-only check
+FEATURES = ("pipelining",)      # what --lacks may name
 
 NEEDS_PREFIX = [
     ("server.banner", {TRIAD}),
@@ -2006,6 +2009,9 @@ NEEDS_PREFIX = [
     ("errors.405.post-json", {"/json"}),
     ("http.keep-alive", {"/plaintext", "/json", "/db", "/queries", "/fortunes", "/items",
                          "/health"}),
+    ("http.pipeline.", {"pipelining"}),
+    ("http.head-pipelined", {"pipelining"}),
+    ("concurrency.pipelining-clients", {"pipelining"}),
     ("http.pipeline.plaintext16", {"/plaintext"}),
     ("http.pipeline.mixed16", {"/json", "/db", "/plaintext", "/queries", "/items", "/fortunes",
                                "/cached-queries", "/cpu", "/io", "/updates", "/health"}),
@@ -2051,7 +2057,7 @@ def check_needs(name):
 def served(opts):
     """What the server under test offers: its endpoints, and TRIAD or PEER."""
     endpoints = TRIAD_ENDPOINTS if opts.endpoints is None else opts.endpoints
-    return set(endpoints) | {PEER if opts.peer else TRIAD}
+    return set(endpoints) | {PEER if opts.peer else TRIAD} | (set(FEATURES) - set(opts.lacks))
 
 
 def skip_reason(name, opts):

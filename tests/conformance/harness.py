@@ -320,6 +320,9 @@ def parse_args(argv):
     p.add_argument("--endpoints", metavar="PATHS",
                    help="comma-separated paths the server implements (default: triad's API); "
                         "checks that need another path are skipped")
+    p.add_argument("--lacks", action="append", default=[], choices=["pipelining"],
+                   metavar="FEATURE", help="an HTTP feature the server is known to lack "
+                   "(pipelining): checks that need it are skipped")
     opts = p.parse_args(argv)
     opts.extra = extra
     if opts.endpoints is not None:

@@ -29,9 +29,9 @@ apt_ensure() {
         peer_fail "apt-get install ${missing[*]} failed"
 }
 
-# Prints how long the install took and what it occupies (stderr).
+# Prints how long the install took and what the given paths occupy (stderr).
 peer_done() {
     local start=$1
     shift
-    echo "$PEER peer: installed in $((SECONDS - start)) s; $(du -sh "$@" 2>/dev/null | cut -f1 | paste -sd+) on disk in ${*#$PWD/}" >&2
+    echo "$PEER peer: ready in $((SECONDS - start)) s; $(du -sch "$@" 2>/dev/null | tail -1 | cut -f1) on disk in $*" >&2
 }
