@@ -105,6 +105,7 @@ func moduleVersion(path string) string {
 }
 
 func main() {
+	log.SetFlags(0) // messages name the peer; no timestamps, as the other peers
 	o := parseOptions()
 	if o.version {
 		v, err := sqliteVersion()
