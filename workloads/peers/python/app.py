@@ -47,6 +47,8 @@ import time
 from http import HTTPStatus
 from urllib.parse import parse_qs
 
+import requests
+
 import db
 
 MODEL = "python"
@@ -74,7 +76,6 @@ def configure(db_path, upstream=None, upstream_timeout=30.0):
     global _upstream
     db.configure(db_path)
     if upstream:
-        import requests
         # urllib3 logs a warning each time it discards a connection past its pool of 10:
         # with wide fan-outs that is every call, and stderr is not where those belong.
         logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
@@ -202,7 +203,6 @@ def ep_fanout(q):
 
 def call_upstream(ms):
     """One GET /io?ms=M: HttpError 504 past the timeout, 502 for anything but a small 200."""
-    import requests
     (base, timeout, session) = _upstream
     try:
         resp = session.get("%s/io?ms=%d" % (base, ms), timeout=timeout)
