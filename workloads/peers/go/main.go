@@ -134,11 +134,12 @@ func main() {
 		log.Fatalf("go peer: cannot listen: %v", err)
 	}
 	srv := &http.Server{Handler: newApp(model, db, up)}
+	// Signals are caught before the start-up line: from then on a SIGTERM means "drain".
+	stop, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer cancel()
 	fmt.Printf("go peer listening on http://%s (model=%s go=%s procs=%d db-idle=%d db=%s)\n",
 		ln.Addr(), model, runtime.Version(), runtime.GOMAXPROCS(0), o.dbIdle, o.db)
 
-	stop, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer cancel()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	select {
