@@ -63,8 +63,11 @@ def check_headers(ctx, resp, method="GET", ctype=None, what=""):
     # Sanity of the clock reading, not a timing assertion: a day of slack either way.
     expect(abs((parsed - now).total_seconds()) < 86400,
            "Date %r is not today's date (now %s UTC)%s" % (date, now.strftime("%c"), where))
-    expect_eq(resp.header("Server"), "triad/%s (%s)" % (VERSION, ctx.model),
-              "Server header" + where)
+    if ctx.opts.peer:   # a peer names its runtime as that runtime does
+        expect(resp.header("Server"), "no Server header%s: %s" % (where, short(resp.headers)))
+    else:
+        expect_eq(resp.header("Server"), "triad/%s (%s)" % (VERSION, ctx.model),
+                  "Server header" + where)
     expect(not resp.header_all("Transfer-Encoding"),
            "Transfer-Encoding present%s: %s" % (where, short(resp.headers)))
     expect(not resp.header_all("Content-Encoding"),
@@ -1979,6 +1982,360 @@ def _(ctx):
 
 def world_table_of(ctx, srv):
     return dict(ctx.query("SELECT id, randomNumber FROM World", srv=srv))
+
+
+# =============================================================================================
+# Peers and subsets (workloads/peers/): which checks apply to a server
+# =============================================================================================
+#
+# A peer implements part of the API in a real runtime (Node, Go, CPython). Two options select
+# the checks that apply to it:
+#   --endpoints /plaintext,/json,...  the paths it serves (default: TRIAD_ENDPOINTS); a check
+#                                     that needs another path is skipped
+#   --peer                            it is not triad: skip the checks of triad's own command
+#                                     line, start-up line and limits, accept any Server header,
+#                                     and run the PEER checks that stand in for the skipped ones
+#   --lacks pipelining                it does not answer pipelined requests (gunicorn's gthread
+#                                     worker): skip the checks that pipeline
+# What a check needs comes from its name: the family before the first dot names an endpoint
+# (cpu.bad.abc needs /cpu), so does a /path inside it (http.head/fortunes); NEEDS adds what a
+# check uses beyond its name.
+
+TRIAD_ENDPOINTS = ("/plaintext", "/json", "/db", "/queries", "/updates", "/fortunes",
+                   "/cached-queries", "/cpu", "/io", "/fanout", "/items", "/health", "/stats",
+                   "/metrics")
+KNOWN_ENDPOINTS = TRIAD_ENDPOINTS + ("/upstream",)
+TRIAD = "triad"     # triad's command line, start-up line, limit flags
+PEER = "peer"       # a stand-in for a triad-only check
+FEATURES = ("pipelining",)      # what --lacks may name
+
+NEEDS_PREFIX = [
+    ("server.banner", {TRIAD}),
+    ("cli.", {TRIAD}),
+    ("saturation.", {TRIAD, "/stats", "/io"}),             # --max-inflight
+    ("http.large-header", {TRIAD}),                        # --conn-buffer
+    ("shutdown.finishes-requests-in-flight", {"/stats", "/io"}),
+    ("shutdown.sigint", {"/json"}),
+    # The upper bound costs ~0.9 s in C and about a minute in CPython, past the 30 s deadline.
+    ("cpu.iterations=10000000", {TRIAD}),
+    ("database.busy-503", {"/updates", "/items"}),
+    ("database.persists-across-restart", {"/updates", "/items"}),
+    ("errors.405.fixed-routes", set(p.split("?")[0] for p in FIXED_GET_ROUTES)),
+    ("errors.405.item", {"/items"}),         # and errors.405.items-collection
+    ("errors.get-items-with-body", {"/items", "/db"}),
+    ("errors.get-with-body", {"/json"}),
+    ("errors.405.post-json", {"/json"}),
+    ("http.keep-alive", {"/plaintext", "/json", "/db", "/queries", "/fortunes", "/items",
+                         "/health"}),
+    ("http.pipeline.", {"pipelining"}),
+    ("http.head-pipelined", {"pipelining"}),
+    ("concurrency.pipelining-clients", {"pipelining"}),
+    ("http.pipeline.plaintext16", {"/plaintext"}),
+    ("http.pipeline.mixed16", {"/json", "/db", "/plaintext", "/queries", "/items", "/fortunes",
+                               "/cached-queries", "/cpu", "/io", "/updates", "/health"}),
+    ("http.pipeline.with-bodies", {"/items", "/json"}),
+    ("http.head-pipelined", {"/plaintext", "/json", "/fortunes"}),
+    ("http.http10-without-host", {"/json"}),
+    ("http.connection-close", {"/plaintext"}),
+    ("http.fragmented-get", {"/queries", "/plaintext"}),
+    ("http.fragmented-post", {"/items", "/plaintext"}),
+    ("http.expect-100-continue", {"/items"}),
+    ("concurrency.mixed-clients", {"/json", "/db", "/queries", "/updates", "/items",
+                                   "/fortunes", "/cached-queries"}),
+    ("concurrency.pipelining-clients", {"/plaintext"}),
+]
+
+
+def endpoint_of(target):
+    """The known endpoint a request target addresses ("/items/5" -> "/items"), or None."""
+    path = "/" + target.split("?", 1)[0].lstrip("/").split("/", 1)[0]
+    return path if path in KNOWN_ENDPOINTS else None
+
+
+# Checks made from tables: their targets say what they need.
+NEEDS_EXACT = {}
+for (_suffix, _m, _t, _h, _b) in ODD_REQUESTS:
+    NEEDS_EXACT["robustness." + _suffix] = {endpoint_of(_t)} - {None}
+for (_suffix, _m, _t, _h, _b, _st) in ERRORS_IN_SYNC:
+    NEEDS_EXACT["http.in-sync-after." + _suffix] = ({endpoint_of(_t)} | {"/plaintext"}) - {None}
+
+
+def check_needs(name):
+    needs = set(NEEDS_EXACT.get(name, ()))
+    family = "/" + name.split(".", 1)[0]
+    if family in KNOWN_ENDPOINTS:
+        needs.add(family)
+    needs.update(p for p in re.findall(r"/[a-z-]+", name) if p in KNOWN_ENDPOINTS)
+    for (prefix, more) in NEEDS_PREFIX:
+        if name.startswith(prefix):
+            needs |= more
+    return needs
+
+
+def served(opts):
+    """What the server under test offers: its endpoints, and TRIAD or PEER."""
+    endpoints = TRIAD_ENDPOINTS if opts.endpoints is None else opts.endpoints
+    return set(endpoints) | {PEER if opts.peer else TRIAD} | (set(FEATURES) - set(opts.lacks))
+
+
+def skip_reason(name, opts):
+    missing = check_needs(name) - served(opts)
+    if not missing:
+        return None
+    if TRIAD in missing:
+        return "test triad's own command line or limits"
+    if PEER in missing:
+        return "stand in for triad-only checks (--peer)"
+    return "need " + ", ".join(sorted(missing))
+
+
+harness.skip_reason = skip_reason
+
+
+def implements(ctx, target):
+    return endpoint_of(target) in served(ctx.opts)
+
+
+# -- checks for every server that the checks above leave out -----------------------------
+
+@check("errors.messages")
+def _(ctx):
+    """The error messages are part of the API's bytes: a peer must send triad's."""
+    cases = [("GET", "/nope", 404, "no such resource"),
+             ("DELETE", "/json", 405, "method not allowed for this resource"),
+             ("GET", "/cpu?iterations=x", 400, "iterations must be an integer in 0..10000000"),
+             ("GET", "/io?ms=10001", 400, "ms must be an integer in 0..10000"),
+             ("GET", "/fanout?calls=0&ms=1", 400, "calls must be an integer in 1..1000"),
+             ("GET", "/fanout?calls=1", 400, "ms must be an integer in 0..10000")]
+    for (method, target, status, message) in cases:
+        if implements(ctx, target) or status == 404:
+            resp = fetch_error(ctx, method, target, status)
+            expect_eq(resp.body, ('{"error":"%s"}' % message).encode(),
+                      "%s %s body" % (method, target))
+    with ctx.connect() as conn:
+        conn.send(b"GET /json HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+        resp = conn.read_response("GET")
+    expect_error(ctx, resp, 400, "GET /json with a body")
+    expect_eq(resp.body, b'{"error":"this request takes no body"}', "GET /json with a body")
+
+
+@check("database.schema-version")
+def _(ctx):
+    """A file made by any server (triad or peer) must be usable by every other one."""
+    expect_eq(ctx.query("PRAGMA user_version")[0][0], 1, "PRAGMA user_version")
+    sql = [r[0] for r in ctx.query("SELECT sql FROM sqlite_master WHERE type='table' "
+                                   "ORDER BY name")]
+    expect_eq(sql, [
+        "CREATE TABLE Fortune (id INTEGER PRIMARY KEY, message TEXT NOT NULL)",
+        "CREATE TABLE World (id INTEGER PRIMARY KEY, randomNumber INTEGER NOT NULL)",
+        "CREATE TABLE items (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL,"
+        " qty INTEGER NOT NULL CHECK (qty >= 0))",
+        "CREATE TABLE sqlite_sequence(name,seq)"], "the tables' SQL (triad's schema version 1)")
+
+
+# -- stand-ins for triad-only checks (--peer) ------------------------------------------------
+
+@check("errors.405.served-routes")
+def _(ctx):
+    for target in FIXED_GET_ROUTES:
+        if implements(ctx, target):
+            check_405(ctx, "POST", target, "GET, HEAD", b"", JSON_HEADERS)
+            check_405(ctx, "PUT", target, "GET, HEAD")
+
+
+NEEDS_PREFIX.append(("errors.405.served-routes", {PEER, "/json"}))
+
+
+@check("database.updates-busy-503")
+def _(ctx):
+    import sqlite3
+    world_before = world_table(ctx)
+    locker = sqlite3.connect(ctx.db_path, isolation_level=None, timeout=30)
+    try:
+        locker.execute("BEGIN IMMEDIATE")      # hold the write lock
+        resp = fetch_error(ctx, "GET", "/updates?queries=2", 503)
+        expect_eq(resp.header("Retry-After"), "1", "Retry-After of the 503")
+        expect_eq(resp.body, b'{"error":"database busy"}', "body of the 503")
+    finally:
+        try:
+            locker.execute("ROLLBACK")
+        finally:
+            locker.close()
+    expect_eq(world_table(ctx), world_before, "World after an /updates refused with 503")
+    rows = world_list(get(ctx, "/updates?queries=2").body, 2, "GET /updates after the lock")
+    verify_updates_committed(ctx, rows, "/updates?queries=2 after the lock")
+
+
+NEEDS_PREFIX.append(("database.updates-busy-503", {PEER, "/updates"}))
+
+
+@check("database.world-persists-across-restart")
+def _(ctx):
+    srv = ctx.start_server("restart-world")
+    db_path = srv.db_path
+    rows = world_list(get(ctx, "/updates?queries=5", srv=srv).body, 5, "GET /updates?queries=5")
+    world_before = world_table_of(ctx, srv)
+    ctx.stop_server(srv)
+    srv2 = ctx.start_server("restart-world", db_path=db_path)
+    try:
+        expect_eq(world_table_of(ctx, srv2), world_before,
+                  "World after a restart (re-seeded or lost updates?)")
+        for (wid, rn) in dict(rows).items():
+            expect_eq(world_before[wid], rn, "World row %d after /updates" % wid)
+        expect_eq(ctx.query("SELECT count(*) FROM Fortune", srv=srv2)[0][0], 12,
+                  "Fortune rows after a restart")
+    finally:
+        ctx.stop_server(srv2)
+
+
+NEEDS_PREFIX.append(("database.world-persists-across-restart", {PEER, "/updates"}))
+
+
+@check("shutdown.finishes-request-in-flight.unobserved")
+def _(ctx):
+    """Without /stats to see the request arrive, the check gives it half a second to get there
+    before SIGTERM; the pause is not asserted, it only makes the race unlikely."""
+    srv = ctx.start_server("drain")
+    try:
+        with ctx.connect(srv) as conn:
+            conn.send_request("GET", "/io?ms=1500")
+            time.sleep(0.5)
+            srv.terminate()
+            try:
+                resp = conn.read_response("GET")
+            except httpraw.ConnectionClosed:
+                fail("SIGTERM dropped a request in flight (closed without a response)")
+            check_response(ctx, resp, "GET", "/io?ms=1500 across SIGTERM", 200, JSON_CT)
+            expect_eq(resp.body, b'{"waited_ms":1500}', "body")
+    finally:
+        ctx.stop_server(srv)
+
+
+NEEDS_PREFIX.append(("shutdown.finishes-request-in-flight.unobserved", {PEER, "/io"}))
+
+
+# -- /upstream --------------------------------------------------------------------------------
+
+UPSTREAM_BAD_PARAMS = [("calls=0", "/upstream?calls=0&ms=1"),
+                       ("calls=1001", "/upstream?calls=1001&ms=1"),
+                       ("calls=abc", "/upstream?calls=abc&ms=1"),
+                       ("calls-missing", "/upstream?ms=1"),
+                       ("ms-missing", "/upstream?calls=2"),
+                       ("ms=10001", "/upstream?calls=2&ms=10001"),
+                       ("ms=-1", "/upstream?calls=2&ms=-1")]
+
+for (_name, _target) in UPSTREAM_BAD_PARAMS:
+    # Bad parameters are a 400 before the missing --upstream is a 503.
+    add_check("upstream.bad." + _name, make_bad_param_check(_target))
+
+
+@check("upstream.not-configured")
+def _(ctx):
+    resp = fetch_error(ctx, "GET", "/upstream?calls=1&ms=0", 503)
+    expect_eq(resp.header("Retry-After"), "1", "Retry-After of the 503")
+    expect("--upstream" in parse_json(resp.body)["error"],
+           "the 503's message does not name --upstream: %s" % short(resp.body))
+
+
+@check("upstream.calls")
+def _(ctx):
+    """Another instance of the same server is the upstream: its /io answers the calls."""
+    io = ctx.start_server("upstream-io")
+    srv = ctx.start_server("upstream", ["--upstream", "http://%s:%d" % (io.host, io.port)])
+    try:
+        with ctx.connect(srv) as conn:   # and again on the same connections: pooled sockets
+            for (calls, ms) in ((1, 0), (5, 20), (1, 0), (100, 10), (5, 20)):
+                target = "/upstream?calls=%d&ms=%d" % (calls, ms)
+                resp = conn.request("GET", target)
+                check_response(ctx, resp, "GET", target, 200, JSON_CT)
+                expect_eq(resp.body, ('{"calls":%d,"ms":%d}' % (calls, ms)).encode(), target)
+    finally:
+        ctx.stop_server(srv)
+        ctx.stop_server(io)
+
+
+class FakeUpstream:
+    """An upstream that fails in one way: "status-500", "garbage", "too-large" or "hang"."""
+
+    def __init__(self, mode):
+        import http.server
+        import threading
+        self.release = threading.Event()
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                if mode == "status-500":
+                    body = b'{"error":"fake"}'
+                    self.send_response(500)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                elif mode == "garbage":
+                    self.wfile.write(b"this is not HTTP\r\n\r\n")
+                    self.close_connection = True
+                elif mode == "too-large":
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(4 << 20))
+                    self.end_headers()
+                    try:
+                        for _k in range(64):
+                            self.wfile.write(b"x" * 65536)
+                    except OSError:
+                        pass        # the server gave up reading, as it should
+                    self.close_connection = True
+                else:               # hang: answer nothing until the check ends
+                    fake.release.wait(30)
+                    self.close_connection = True
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def closed_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]       # nothing listens there once it is closed
+
+
+def make_upstream_failure_check(mode, status):
+    def run(ctx):
+        fake = FakeUpstream(mode) if mode != "refused" else None
+        url = fake.url if fake else "http://127.0.0.1:%d" % closed_port()
+        try:
+            srv = ctx.start_server("upstream-" + mode,
+                                   ["--upstream", url, "--upstream-timeout", "1"])
+            try:
+                with ctx.connect(srv) as conn:
+                    resp = conn.request("GET", "/upstream?calls=3&ms=0")
+                    expect_error(ctx, resp, status, "GET /upstream with an upstream that %s"
+                                 % mode)
+                    follow_up(ctx, conn, resp, "a %d from /upstream" % status)
+            finally:
+                ctx.stop_server(srv)
+        finally:
+            if fake:
+                fake.close()
+    return run
+
+
+for (_mode, _status) in (("refused", 502), ("status-500", 502), ("garbage", 502),
+                         ("too-large", 502), ("hang", 504)):
+    add_check("upstream.%d.%s" % (_status, _mode), make_upstream_failure_check(_mode, _status))
 
 
 if __name__ == "__main__":

@@ -55,6 +55,10 @@ def expect_eq(got, want, what):
 
 CHECKS = []     # [(name, function(ctx))] in definition order, which is the run order
 
+# The suite may say which checks apply to the server under test: skip_reason(name, opts)
+# returns None, or why the check does not apply (conformance.py sets it; see --peer).
+skip_reason = None
+
 
 def check(name):
     """Decorator: register fn(ctx) as the check `name`."""
@@ -310,13 +314,35 @@ def parse_args(argv):
     p.add_argument("--list", action="store_true", help="list check names and exit")
     p.add_argument("--keep-tmp", action="store_true",
                    help="keep the temporary directory (databases, stderr files)")
+    p.add_argument("--peer", action="store_true",
+                   help="the server is not triad (workloads/peers/): skip the checks of triad's "
+                        "own command line, start-up line, limits and /stats")
+    p.add_argument("--endpoints", metavar="PATHS",
+                   help="comma-separated paths the server implements (default: triad's API); "
+                        "checks that need another path are skipped")
+    p.add_argument("--lacks", action="append", default=[], choices=["pipelining"],
+                   metavar="FEATURE", help="an HTTP feature the server is known to lack "
+                   "(pipelining): checks that need it are skipped")
     opts = p.parse_args(argv)
     opts.extra = extra
+    if opts.endpoints is not None:
+        opts.endpoints = [e.strip() for e in opts.endpoints.split(",") if e.strip()]
     opts.server = os.path.abspath(opts.server)     # servers run in the temporary directory
     if not opts.model:
         base = os.path.basename(opts.server)
         opts.model = base[len("triad-"):] if base.startswith("triad-") else base
     return opts
+
+
+def report_skipped(opts):
+    """One line per reason for the checks that do not apply to this server."""
+    reasons = {}
+    for (name, _) in CHECKS:
+        why = skip_reason(name, opts) if skip_reason else None
+        if why is not None and opts.k in name:
+            reasons.setdefault(why, []).append(name)
+    for (why, names) in sorted(reasons.items()):
+        print("# skipped %d checks that %s" % (len(names), why), flush=True)
 
 
 class Reporter:
@@ -363,11 +389,14 @@ def run_one(ctx, rep, name, fn):
 
 def main(argv):
     opts = parse_args(argv)
+    applicable = [(n, f) for (n, f) in CHECKS
+                  if skip_reason is None or skip_reason(n, opts) is None]
     if opts.list:
-        for (name, _) in CHECKS:
+        for (name, _) in applicable:
             print(name)
         return 0
-    selected = [(n, f) for (n, f) in CHECKS if opts.k in n]
+    report_skipped(opts)
+    selected = [(n, f) for (n, f) in applicable if opts.k in n]
     if not selected:
         print("FAIL selection: no check name contains %r (use --list)" % opts.k)
         return 1
