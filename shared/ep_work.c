@@ -96,11 +96,18 @@ static int upstream_worse(int a, int b)
 
 static enum req_wait upstream_reply(struct req *r, int rc)
 {
-    if (rc == -ETIMEDOUT)
-        return req_reply_error(r, 504, "the upstream service did not answer in time");
-    if (rc != 0)
-        return req_reply_error(r, 502, "the upstream service failed or sent a bad answer");
-    return work_reply(r, "calls", r->wait_calls, "ms", r->wait_ms);
+    switch (rc) {
+    case 0:
+        return work_reply(r, "calls", r->wait_calls, "ms", r->wait_ms);
+    case -ETIMEDOUT:
+        return req_reply_error(r, 504, "upstream timed out");
+    case -EBADMSG:
+        return req_reply_error(r, 502, "upstream answered with a status other than 200");
+    case -EMSGSIZE:
+        return req_reply_error(r, 502, "upstream answer too large");
+    default: /* refused, reset, closed early, not HTTP */
+        return req_reply_error(r, 502, "upstream request failed");
+    }
 }
 
 /* One call runs on the request's own task (step 1), as a program makes one call on its own
@@ -126,8 +133,9 @@ enum req_wait ep_upstream(struct req *r)
     if (param_parse_u64(req_arg(r, "ms"), 0, WORK_MS_MAX, &ms) != 0)
         return req_reply_error(r, 400, "ms must be an integer in 0..10000");
     if (!upstream_configured())
-        return req_reply_error(r, 503, "no upstream service: start the server with --upstream "
-                                       "http://HOST:PORT");
+        return req_reply_error(r, 503,
+                               "no upstream configured: start the server with --upstream "
+                               "http://HOST:PORT");
     r->wait_calls = (unsigned)calls;
     r->wait_ms = (unsigned)ms;
     if (calls == 1) {

@@ -107,7 +107,7 @@ static int http_resp_head_end(struct http_resp *p)
 {
     if (p->status == 101)
         return HTTP_RESP_MALFORMED; /* we never ask to switch protocols */
-    if (p->status < 200) {        /* an interim response: the real one follows */
+    if (p->status < 200) {          /* an interim response: the real one follows */
         http_resp_init(p);
         return 0;
     }

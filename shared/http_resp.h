@@ -51,7 +51,7 @@ struct http_resp {
     size_t head_bytes; /* bytes of the head seen (bounded) */
     char line[256];    /* the line being assembled (status line, a header, a chunk size) */
     size_t line_len;
-    bool line_long;    /* the current header line did not fit `line`: it is skipped, unless
+    bool line_long; /* the current header line did not fit `line`: it is skipped, unless
                         * it is one we need (then the response is malformed) */
 };
 

@@ -220,8 +220,7 @@ int upstream_call_result(const struct upstream_call *c)
 /* Each phase below returns true with the step's answer in *w (a wait, or REQ_DONE when the
  * call has ended), or false to go on with the next phase at once. */
 
-static bool upstream_fail(struct upstream_call *c, enum upstream_err kind, int rc,
-                          enum req_wait *w)
+static bool upstream_fail(struct upstream_call *c, enum upstream_err kind, int rc, enum req_wait *w)
 {
     atomic_fetch_add_explicit(&up.errors[kind], 1, memory_order_relaxed);
     if (c->fd >= 0)
@@ -394,8 +393,8 @@ size_t upstream_gauges(struct metrics_gauge *g, size_t cap)
     size_t n = 0;
     g[n++] = METRICS_GAUGE("upstream_connections_open", "Connections to the upstream service",
                            (double)open);
-    g[n++] = METRICS_GAUGE("upstream_connections_idle", "Of those, idle in the keep-alive pool",
-                           idle);
+    g[n++] =
+        METRICS_GAUGE("upstream_connections_idle", "Of those, idle in the keep-alive pool", idle);
     g[n++] = METRICS_GAUGE("upstream_connections_in_use", "Of those, carrying a call",
                            open > idle ? (double)(open - idle) : 0);
     g[n++] = METRICS_GAUGE("upstream_dials_total", "New connections to the upstream service",
@@ -406,8 +405,8 @@ size_t upstream_gauges(struct metrics_gauge *g, size_t cap)
                            "Calls retried because a pooled connection had been closed",
                            (double)atomic_load(&up.retries));
     for (int k = 0; k < UPSTREAM_ERR_KINDS; k++)
-        g[n++] = metrics_gauge_labeled("upstream_errors_total", "Failed upstream calls, by kind",
-                                       "kind", upstream_err_names[k],
-                                       (double)atomic_load(&up.errors[k]));
+        g[n++] =
+            metrics_gauge_labeled("upstream_errors_total", "Failed upstream calls, by kind", "kind",
+                                  upstream_err_names[k], (double)atomic_load(&up.errors[k]));
     return n;
 }

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 
 sys.dont_write_bytecode = True      # keep the source tree clean (it may be read-only)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -2002,9 +2003,9 @@ def world_table_of(ctx, srv):
 # check uses beyond its name.
 
 TRIAD_ENDPOINTS = ("/plaintext", "/json", "/db", "/queries", "/updates", "/fortunes",
-                   "/cached-queries", "/cpu", "/io", "/fanout", "/items", "/health", "/stats",
-                   "/metrics")
-KNOWN_ENDPOINTS = TRIAD_ENDPOINTS + ("/upstream",)
+                   "/cached-queries", "/cpu", "/io", "/fanout", "/upstream", "/items", "/health",
+                   "/stats", "/metrics")
+KNOWN_ENDPOINTS = TRIAD_ENDPOINTS
 TRIAD = "triad"     # triad's command line, start-up line, limit flags
 PEER = "peer"       # a stand-in for a triad-only check
 FEATURES = ("pipelining",)      # what --lacks may name
@@ -2233,8 +2234,8 @@ for (_name, _target) in UPSTREAM_BAD_PARAMS:
 def _(ctx):
     resp = fetch_error(ctx, "GET", "/upstream?calls=1&ms=0", 503)
     expect_eq(resp.header("Retry-After"), "1", "Retry-After of the 503")
-    expect("--upstream" in parse_json(resp.body)["error"],
-           "the 503's message does not name --upstream: %s" % short(resp.body))
+    expect_eq(parse_json(resp.body), {"error": "no upstream configured: start the server with "
+                                               "--upstream http://HOST:PORT"}, "the 503's body")
 
 
 @check("upstream.calls")
@@ -2312,6 +2313,97 @@ def closed_port():
         return s.getsockname()[1]       # nothing listens there once it is closed
 
 
+class CountingUpstream:
+    """A well-behaved upstream that counts what it sees: connections accepted and requests
+    answered. /io?ms=M waits M ms and answers as triad does, keeping the connection alive."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        self.lock = threading.Lock()
+        self.connections = 0
+        self.requests = 0
+        counter = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                with counter.lock:
+                    counter.connections += 1
+                super().setup()
+
+            def do_GET(self):
+                q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                ms = int(q.get("ms", ["0"])[0])
+                time.sleep(ms / 1000.0)
+                body = ('{"waited_ms":%d}' % ms).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                with counter.lock:
+                    counter.requests += 1
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@check("upstream.keep-alive-reuse")
+def _(ctx):
+    """Ten calls one after another travel over one connection, as the upstream counts them."""
+    up = CountingUpstream()
+    try:
+        srv = ctx.start_server("upstream-reuse", ["--upstream", up.url])
+        try:
+            with ctx.connect(srv) as conn:
+                for i in range(10):
+                    resp = conn.request("GET", "/upstream?calls=1&ms=0")
+                    check_response(ctx, resp, "GET", "/upstream?calls=1&ms=0", 200, JSON_CT)
+                    expect_eq(resp.body, b'{"calls":1,"ms":0}', "call %d" % i)
+        finally:
+            ctx.stop_server(srv)
+        expect_eq(up.requests, 10, "requests the upstream answered")
+        expect_eq(up.connections, 1, "connections the upstream accepted for 10 sequential calls")
+    finally:
+        up.close()
+
+
+@check("upstream.fan-out-1000")
+def _(ctx):
+    """1,000 concurrent calls to another instance of the same server, twice."""
+    io = ctx.start_server("upstream-io-1000")
+    srv = ctx.start_server("upstream-1000", ["--upstream", "http://%s:%d" % (io.host, io.port)])
+    try:
+        for _round in range(2):
+            resp = fetch(ctx, "GET", "/upstream?calls=1000&ms=20", srv=srv)
+            check_response(ctx, resp, "GET", "/upstream?calls=1000&ms=20", 200, JSON_CT)
+            expect_eq(resp.body, b'{"calls":1000,"ms":20}', "/upstream?calls=1000&ms=20")
+    finally:
+        ctx.stop_server(srv)
+        ctx.stop_server(io)
+
+
+UPSTREAM_MESSAGES = {
+    "refused": "upstream request failed",
+    "garbage": "upstream request failed",
+    "status-500": "upstream answered with a status other than 200",
+    "too-large": "upstream answer too large",
+    "hang": "upstream timed out",
+}
+
+
 def make_upstream_failure_check(mode, status):
     def run(ctx):
         fake = FakeUpstream(mode) if mode != "refused" else None
@@ -2324,6 +2416,8 @@ def make_upstream_failure_check(mode, status):
                     resp = conn.request("GET", "/upstream?calls=3&ms=0")
                     expect_error(ctx, resp, status, "GET /upstream with an upstream that %s"
                                  % mode)
+                    expect_eq(parse_json(resp.body), {"error": UPSTREAM_MESSAGES[mode]},
+                              "the %d's body" % status)
                     follow_up(ctx, conn, resp, "a %d from /upstream" % status)
             finally:
                 ctx.stop_server(srv)
