@@ -198,13 +198,16 @@ static int http_resp_line_bytes(struct http_resp *p, const char *data, size_t n,
                 return HTTP_RESP_TOO_LARGE;
         }
         if (c == '\n') {
-            if (p->line_len == 0 || p->line[p->line_len - 1] != '\r')
+            if (!p->cr)
                 return HTTP_RESP_MALFORMED; /* lines end in CRLF */
-            p->line_len--;
+            p->cr = false;
+            if (!p->line_long)
+                p->line_len--; /* the CR */
             return http_resp_line(p);
         }
-        if (p->line_len > 0 && p->line[p->line_len - 1] == '\r')
-            return HTTP_RESP_MALFORMED;
+        if (p->cr)
+            return HTTP_RESP_MALFORMED; /* a CR not followed by LF */
+        p->cr = c == '\r';
         if (p->line_len + 1 < sizeof(p->line))
             p->line[p->line_len++] = c;
         else

@@ -52,7 +52,8 @@ struct http_resp {
     char line[256];    /* the line being assembled (status line, a header, a chunk size) */
     size_t line_len;
     bool line_long; /* the current header line did not fit `line`: it is skipped, unless
-                        * it is one we need (then the response is malformed) */
+                     * it is one we need (then the response is malformed) */
+    bool cr;        /* the last byte of the line so far was a CR */
 };
 
 void http_resp_init(struct http_resp *p);
