@@ -36,6 +36,7 @@ import case_shutdown        # noqa: E402,F401
 import case_crash           # noqa: E402,F401
 import case_load            # noqa: E402,F401
 import case_exhaust         # noqa: E402,F401
+import case_upstream        # noqa: E402,F401
 
 SANITIZER_SYMBOLS = (b"__asan_init", b"__tsan_init", b"__ubsan_handle_", b"__msan_init")
 
