@@ -657,6 +657,8 @@ STRICT = [
     ("ms", "/io?ms=%s", ["10001"]),
     ("calls", "/fanout?ms=0&calls=%s", ["0", "1001"]),
     ("fanout-ms", "/fanout?calls=1&ms=%s", ["10001"]),
+    ("upstream-calls", "/upstream?ms=0&calls=%s", ["0", "1001"]),
+    ("upstream-ms", "/upstream?calls=1&ms=%s", ["10001"]),
     ("limit", "/items?limit=%s", ["0", "101"]),
     ("after", "/items?after=%s", []),
 ]
@@ -664,8 +666,13 @@ for (pname, fmt, out_of_range) in STRICT:
     for (label, value) in BAD_NUMBERS + [("range-%s" % v, v) for v in out_of_range]:
         case("param.%s.%s" % (pname, label), get(fmt % value), "400j")
 for (pname, target) in [("iterations", "/cpu"), ("ms", "/io"), ("calls", "/fanout?ms=0"),
-                        ("fanout-ms", "/fanout?calls=1")]:
+                        ("fanout-ms", "/fanout?calls=1"), ("upstream-calls", "/upstream?ms=0"),
+                        ("upstream-ms", "/upstream?calls=1")]:
     case("param.%s.missing" % pname, get(target), "400j")
+# Valid parameters with no --upstream (the suite's servers have none): 503, never a call.
+case("param.upstream.valid-unconfigured", get("/upstream?calls=1000&ms=10000"), "503j")
+case("param.upstream.duplicate-bad-second", get("/upstream?calls=1&calls=abc&ms=0"),
+     "503j|400j")
 case("param.iterations.duplicate-bad-second", get("/cpu?iterations=5&iterations=abc"),
      "200j|400j")
 case("param.after.max", get("/items?after=%d" % INT64_MAX), "200j",
