@@ -1,251 +1,140 @@
-/* db.c - connections and the queries the API makes (see db.h). */
-#include "db.h"
-
-#include "check.h"
-#include "hook.h"
+/* db.c - the database API: one backend per target, operations as data (see db.h). */
+#include "db_impl.h"
 
 #include <errno.h>
-#include <sqlite3.h>
-#include <stdlib.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
-enum db_stmt_id {
-    DB_ST_WORLD_GET,
-    DB_ST_WORLD_SET,
-    DB_ST_FORTUNES,
-    DB_ST_BEGIN,
-    DB_ST_COMMIT,
-    DB_ST_ROLLBACK,
-    DB_ST_ITEM_INSERT,
-    DB_ST_ITEM_GET,
-    DB_ST_ITEM_REPLACE,
-    DB_ST_ITEM_DELETE,
-    DB_ST_ITEM_LIST,
-    DB_ST_COUNT
+/* UTF-8: an em dash in rows 6 and 8, Japanese in row 12. */
+const char *const db_fortunes[DB_FORTUNE_ROWS] = {
+    "fortune: No such file or directory",
+    "A computer scientist is someone who fixes things that aren't broken.",
+    "After enough decimal places, nobody gives a damn.",
+    "A bad random number generator: 1, 1, 1, 1, 1, 4.33e+67, 1, 1, 1",
+    "A computer program does what you tell it to do, not what you want it to do.",
+    "Emacs is a nice operating system, but I prefer UNIX. \xE2\x80\x94 Tom Christaensen",
+    "Any program that runs right is obsolete.",
+    "A list is only as strong as its weakest link. \xE2\x80\x94 Donald Knuth",
+    "Feature: A bug with seniority.",
+    "Computers make very fast, very accurate mistakes.",
+    "<script>alert(\"This should not be displayed in a browser alert box.\");</script>",
+    ("\xE3\x83\x95\xE3\x83\xAC\xE3\x83\xBC\xE3\x83\xA0\xE3\x83\xAF\xE3\x83\xBC\xE3\x82\xAF"
+     "\xE3\x81\xAE\xE3\x83\x99\xE3\x83\xB3\xE3\x83\x81\xE3\x83\x9E\xE3\x83\xBC\xE3\x82\xAF"),
 };
 
-static const char *const db_sql[DB_ST_COUNT] = {
-    [DB_ST_WORLD_GET] = "SELECT id, randomNumber FROM World WHERE id = ?",
-    [DB_ST_WORLD_SET] = "UPDATE World SET randomNumber = ? WHERE id = ?",
-    /* No ORDER BY: TechEmpower wants the sort done by the application. */
-    [DB_ST_FORTUNES] = "SELECT id, message FROM Fortune",
-    /* IMMEDIATE takes the write lock up front: a DEFERRED transaction that upgrades from read
-     * to write can fail with SQLITE_BUSY without the busy handler ever being consulted. */
-    [DB_ST_BEGIN] = "BEGIN IMMEDIATE",
-    [DB_ST_COMMIT] = "COMMIT",
-    [DB_ST_ROLLBACK] = "ROLLBACK",
-    [DB_ST_ITEM_INSERT] = "INSERT INTO items (name, qty) VALUES (?, ?)",
-    [DB_ST_ITEM_GET] = "SELECT id, name, qty FROM items WHERE id = ?",
-    [DB_ST_ITEM_REPLACE] = "UPDATE items SET name = ?, qty = ? WHERE id = ?",
-    [DB_ST_ITEM_DELETE] = "DELETE FROM items WHERE id = ?",
-    [DB_ST_ITEM_LIST] = "SELECT id, name, qty FROM items WHERE id > ? ORDER BY id LIMIT ?",
-};
-
-struct db {
-    sqlite3 *conn;
-    sqlite3_stmt *st[DB_ST_COUNT];
-};
-
-static int db_errno(int rc)
+int db_fail(char *err, size_t errlen, int rc, const char *fmt, ...)
 {
-    switch (rc & 0xff) { /* primary result code */
-    case SQLITE_OK:
-    case SQLITE_ROW:
-    case SQLITE_DONE:
-        return 0;
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-        return -EBUSY;
-    case SQLITE_NOMEM:
-        return -ENOMEM;
-    default:
-        return -EIO;
-    }
-}
-
-/* The one place sqlite does work that may block: it may wait on file locks (the busy handler
- * sleeps), read pages from disk, or write and sync the WAL. */
-static int db_step(sqlite3_stmt *st)
-{
-    hook_blocking_enter();
-    int rc = sqlite3_step(st);
-    hook_blocking_exit();
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    for (char *p = err; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
     return rc;
 }
 
-/* Steps a statement that returns no rows, then resets it. */
-static int db_exec(struct db *db, enum db_stmt_id id)
+bool db_target_is_pg(const char *target)
 {
-    sqlite3_stmt *st = db->st[id];
-    int rc = db_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : db_errno(rc);
+    /* A libpq connection URI, or a keyword/value string (host=... dbname=...): a path to a
+     * sqlite file has neither a scheme nor an '='. */
+    return strncmp(target, "postgresql://", 13) == 0 || strncmp(target, "postgres://", 11) == 0 ||
+           strchr(target, '=') != NULL;
 }
 
-int db_open(const char *path, struct db **out)
+int db_setup(const char *target, char *err, size_t errlen)
 {
-    int rc = -ENOMEM;
-    struct db *db = calloc(1, sizeof(*db));
-    if (db == NULL)
-        goto fail;
-    /* No SQLITE_OPEN_CREATE: db_setup made the file; if it has vanished, say so. */
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
-    rc = db_errno(sqlite3_open_v2(path, &db->conn, flags, NULL));
-    if (rc != 0)
-        goto fail_close;
-    sqlite3_busy_timeout(db->conn, DB_BUSY_TIMEOUT_MS);
-    rc = db_errno(sqlite3_exec(db->conn, "PRAGMA synchronous=NORMAL;", NULL, NULL, NULL));
-    for (int i = 0; rc == 0 && i < DB_ST_COUNT; i++)
-        rc = db_errno(sqlite3_prepare_v3(db->conn, db_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
-                                         &db->st[i], NULL));
-    if (rc != 0)
-        goto fail_close;
-    *out = db;
-    return 0;
+    return db_target_is_pg(target) ? db_pg_setup(target, err, errlen)
+                                   : db_sqlite_setup(target, err, errlen);
+}
 
-fail_close:
-    db_close(db);
-    return rc < 0 ? rc : -EIO;
-fail:
-    return rc;
+int db_open(const char *target, struct db **out)
+{
+    const struct db_backend *be = db_target_is_pg(target) ? &db_pg_backend : &db_sqlite_backend;
+    return be->open(target, out);
 }
 
 void db_close(struct db *db)
 {
-    if (db == NULL)
-        return;
-    for (int i = 0; i < DB_ST_COUNT; i++)
-        sqlite3_finalize(db->st[i]);
-    sqlite3_close(db->conn);
-    free(db);
+    if (db != NULL)
+        db->be->close(db);
 }
 
 int db_world_get(struct db *db, int32_t id, int32_t *random_number)
 {
-    sqlite3_stmt *st = db->st[DB_ST_WORLD_GET];
-    sqlite3_bind_int(st, 1, id);
-    int rc = db_step(st);
-    if (rc == SQLITE_ROW) {
-        *random_number = sqlite3_column_int(st, 1);
-        rc = 0;
-    } else {
-        rc = rc == SQLITE_DONE ? -ENOENT : db_errno(rc);
-    }
-    sqlite3_reset(st);
-    return rc;
+    return db->be->world_get(db, id, random_number);
 }
 
 int db_world_update(struct db *db, const struct db_world *rows, size_t n)
 {
-    sqlite3_stmt *st = db->st[DB_ST_WORLD_SET];
-    int rc = db_exec(db, DB_ST_BEGIN);
-    if (rc != 0)
-        return rc;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        sqlite3_bind_int(st, 1, rows[i].random_number);
-        sqlite3_bind_int(st, 2, rows[i].id);
-        rc = db_exec(db, DB_ST_WORLD_SET);
-    }
-    if (rc == 0)
-        rc = db_exec(db, DB_ST_COMMIT);
-    if (rc != 0)
-        db_exec(db, DB_ST_ROLLBACK); /* may fail if sqlite already rolled back: harmless */
-    return rc;
+    return db->be->world_update(db, rows, n);
 }
 
 int db_fortune_each(struct db *db, db_fortune_cb cb, void *ctx)
 {
-    sqlite3_stmt *st = db->st[DB_ST_FORTUNES];
-    int rc, stop = 0;
-    while (stop == 0 && (rc = db_step(st)) == SQLITE_ROW) {
-        const char *msg = (const char *)sqlite3_column_text(st, 1);
-        size_t len = (size_t)sqlite3_column_bytes(st, 1);
-        stop = cb(ctx, sqlite3_column_int(st, 0), msg ? msg : "", msg ? len : 0);
-    }
-    sqlite3_reset(st);
-    if (stop != 0)
-        return stop;
-    return rc == SQLITE_DONE ? 0 : db_errno(rc);
+    return db->be->fortune_each(db, cb, ctx);
 }
 
 int db_item_insert(struct db *db, const char *name, size_t name_len, int64_t qty, int64_t *id)
 {
-    sqlite3_stmt *st = db->st[DB_ST_ITEM_INSERT];
-    sqlite3_bind_text(st, 1, name, (int)name_len, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, qty);
-    int rc = db_step(st);
-    /* Read the rowid before anything else can run on this connection. */
-    if (rc == SQLITE_DONE)
-        *id = sqlite3_last_insert_rowid(db->conn);
-    sqlite3_clear_bindings(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : db_errno(rc);
-}
-
-/* Copies the current row of an items SELECT (id, name, qty) into `out`. */
-static int db_item_row(sqlite3_stmt *st, struct db_item *out)
-{
-    const char *name = (const char *)sqlite3_column_text(st, 1);
-    size_t len = (size_t)sqlite3_column_bytes(st, 1);
-    if (name == NULL || len > DB_ITEM_NAME_MAX_BYTES)
-        return -EIO; /* written outside the API: refuse rather than truncate */
-    out->id = sqlite3_column_int64(st, 0);
-    out->qty = sqlite3_column_int64(st, 2);
-    memcpy(out->name, name, len);
-    out->name[len] = '\0';
-    out->name_len = len;
-    return 0;
+    return db->be->item_insert(db, name, name_len, qty, id);
 }
 
 int db_item_get(struct db *db, int64_t id, struct db_item *out)
 {
-    sqlite3_stmt *st = db->st[DB_ST_ITEM_GET];
-    sqlite3_bind_int64(st, 1, id);
-    int rc = db_step(st);
-    if (rc == SQLITE_ROW)
-        rc = db_item_row(st, out);
-    else
-        rc = rc == SQLITE_DONE ? -ENOENT : db_errno(rc);
-    sqlite3_reset(st);
-    return rc;
+    return db->be->item_get(db, id, out);
 }
 
 int db_item_replace(struct db *db, const struct db_item *item)
 {
-    sqlite3_stmt *st = db->st[DB_ST_ITEM_REPLACE];
-    sqlite3_bind_text(st, 1, item->name, (int)item->name_len, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, item->qty);
-    sqlite3_bind_int64(st, 3, item->id);
-    int rc = db_exec(db, DB_ST_ITEM_REPLACE);
-    sqlite3_clear_bindings(st);
-    if (rc == 0 && sqlite3_changes(db->conn) == 0)
-        rc = -ENOENT;
-    return rc;
+    return db->be->item_replace(db, item);
 }
 
 int db_item_delete(struct db *db, int64_t id)
 {
-    sqlite3_bind_int64(db->st[DB_ST_ITEM_DELETE], 1, id);
-    int rc = db_exec(db, DB_ST_ITEM_DELETE);
-    if (rc == 0 && sqlite3_changes(db->conn) == 0)
-        rc = -ENOENT;
-    return rc;
+    return db->be->item_delete(db, id);
 }
 
 int db_item_list(struct db *db, int64_t after, int limit, db_item_cb cb, void *ctx)
 {
-    sqlite3_stmt *st = db->st[DB_ST_ITEM_LIST];
-    struct db_item item;
-    int rc, stop = 0;
-    sqlite3_bind_int64(st, 1, after);
-    sqlite3_bind_int(st, 2, limit);
-    while (stop == 0 && (rc = db_step(st)) == SQLITE_ROW) {
-        stop = db_item_row(st, &item);
-        if (stop == 0)
-            stop = cb(ctx, &item);
+    return db->be->item_list(db, after, limit, cb, ctx);
+}
+
+/* ---- operations ---------------------------------------------------------------------------- */
+
+/* One SELECT per row that has no value yet, as TechEmpower requires. */
+static int db_op_world_read(struct db *db, const struct db_op *op)
+{
+    for (unsigned i = 0; i < op->n; i++) {
+        if (op->rows[i].random_number != 0)
+            continue;
+        int rc = db_world_get(db, op->rows[i].id, &op->rows[i].random_number);
+        if (rc != 0)
+            return rc;
     }
-    sqlite3_reset(st);
-    if (stop != 0)
-        return stop;
-    return rc == SQLITE_DONE ? 0 : db_errno(rc);
+    return 0;
+}
+
+int db_op_run(struct db *db, const struct db_op *op)
+{
+    switch (op->kind) {
+    case DB_OP_WORLD_READ:
+        return db_op_world_read(db, op);
+    case DB_OP_WORLD_WRITE:
+        return db_world_update(db, op->rows, op->n);
+    case DB_OP_FORTUNES:
+        return db_fortune_each(db, op->fortune_cb, op->ctx);
+    case DB_OP_ITEM_INSERT:
+        return db_item_insert(db, op->item->name, op->item->name_len, op->item->qty, &op->item->id);
+    case DB_OP_ITEM_GET:
+        return db_item_get(db, op->id, op->item);
+    case DB_OP_ITEM_REPLACE:
+        return db_item_replace(db, op->item);
+    case DB_OP_ITEM_DELETE:
+        return db_item_delete(db, op->id);
+    case DB_OP_ITEM_LIST:
+        return db_item_list(db, op->after, op->limit, op->item_cb, op->ctx);
+    }
+    return -EINVAL;
 }

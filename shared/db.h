@@ -1,6 +1,11 @@
-/* db.h - the sqlite3 layer: schema, seed data and every query the API makes.
+/* db.h - the database layer: schema, seed data and every query the API makes.
  *
- * One `struct db` is one sqlite connection with its prepared statements. A connection is used
+ * Two backends: sqlite, the default (a file path), and PostgreSQL (a libpq connection URI,
+ * postgresql://..., or a keyword/value string, host=... dbname=...). Everything below holds for
+ * both unless it says otherwise; the PostgreSQL specifics are in db_pg.c, and its non-blocking
+ * path for the models whose drivers wait on the socket is pg_async.h.
+ *
+ * One `struct db` is one connection with its prepared statements. A connection is used
  * by one thread at a time and never concurrently (each model decides how: one per worker
  * thread, or checked out of a pool per wait); it is opened with SQLITE_OPEN_NOMUTEX because of
  * that. Every statement is prepared once at db_open and reused: no SQL text is ever built from
@@ -20,6 +25,7 @@
 #ifndef TRIAD_DB_H
 #define TRIAD_DB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,14 +49,17 @@ struct db_item {
     char name[DB_ITEM_NAME_MAX_BYTES + 1];
 };
 
-/* Creates the database file if needed, migrates it to DB_SCHEMA_VERSION, seeds World (10,000
- * random rows) and Fortune (the 12 standard rows), switches it to WAL and checks its integrity.
- * Called once per process tree, before any connection is opened. On failure writes a message
- * into err and returns a negative errno. */
-int db_setup(const char *path, char *err, size_t errlen);
+/* True if `target` names a PostgreSQL database rather than a sqlite file. */
+bool db_target_is_pg(const char *target);
+
+/* Creates the database (sqlite: the file) if needed, migrates it to DB_SCHEMA_VERSION, seeds
+ * World (10,000 random rows) and Fortune (the 12 standard rows), and checks it (sqlite: switches
+ * it to WAL and checks its integrity). Called once per process tree, before any connection is
+ * opened. On failure writes a one-line message into err and returns a negative errno. */
+int db_setup(const char *target, char *err, size_t errlen);
 
 /* Opens a connection to a database that db_setup prepared. */
-int db_open(const char *path, struct db **out);
+int db_open(const char *target, struct db **out);
 void db_close(struct db *db);
 
 /* World: one SELECT per call, as TechEmpower requires. */
@@ -73,5 +82,34 @@ int db_item_delete(struct db *db, int64_t id);                  /* -ENOENT if ab
 /* Items with id > after, in id order, at most `limit` of them. */
 typedef int (*db_item_cb)(void *ctx, const struct db_item *item);
 int db_item_list(struct db *db, int64_t after, int limit, db_item_cb cb, void *ctx);
+
+/* An operation: what an endpoint asks of the database in one wait, as data, so that it can be
+ * run by a blocking call (db_op_run, any backend) or by PostgreSQL's non-blocking step machine
+ * (pg_async.h) alike. The pointers stay valid until the operation has ended. */
+enum db_op_kind {
+    DB_OP_WORLD_READ,   /* rows[0..n): fill each random_number that is 0, one SELECT each */
+    DB_OP_WORLD_WRITE,  /* rows[0..n): store every random_number, committed together */
+    DB_OP_FORTUNES,     /* fortune_cb for every Fortune row */
+    DB_OP_ITEM_INSERT,  /* *item (name, qty); sets item->id */
+    DB_OP_ITEM_GET,     /* id; fills *item */
+    DB_OP_ITEM_REPLACE, /* *item (id, name, qty) */
+    DB_OP_ITEM_DELETE,  /* id */
+    DB_OP_ITEM_LIST,    /* item_cb for items after `after`, at most `limit` */
+};
+
+struct db_op {
+    enum db_op_kind kind;
+    struct db_world *rows;
+    unsigned n;
+    struct db_item *item;
+    int64_t id, after;
+    int limit;
+    db_fortune_cb fortune_cb;
+    db_item_cb item_cb;
+    void *ctx;
+};
+
+/* Runs an operation on a connection, blocking: 0 or a negative errno as above. */
+int db_op_run(struct db *db, const struct db_op *op);
 
 #endif

@@ -5,9 +5,9 @@
  *   step 0   decide what to read (random ids), then await the database
  *   step 1   turn rows into the response (or await the next database round trip)
  *
- * The database callbacks (`*_load`, `*_store`) only move rows between sqlite and the request;
- * all JSON and HTML is built in the steps, so in the event-loop model it happens on the loop
- * thread, as node-sqlite3 hands rows back to JavaScript.
+ * The database work is an operation (db.h's struct db_op) that only moves rows between the
+ * database and the request; all JSON and HTML is built in the steps, so in the event-loop model
+ * it happens on the loop thread, as node-sqlite3 and node-postgres hand rows to JavaScript.
  */
 #include "endpoints.h"
 
@@ -51,28 +51,20 @@ static int worlds_pick(struct req *r, unsigned n, bool with_tickets)
         if (with_tickets)
             r->ep.worlds.tickets = (uint64_t *)(void *)(rows + n);
     }
-    for (unsigned i = 0; i < n; i++)
+    for (unsigned i = 0; i < n; i++) {
         rows[i].id = (int32_t)rng_between_1_and(DB_WORLD_ROWS);
+        rows[i].random_number = 0; /* 0: not read yet (World's values are 1..10000) */
+    }
     r->ep.worlds.rows = rows;
     r->ep.worlds.n = n;
     return 0;
 }
 
 /* One SELECT per row: TechEmpower forbids IN (...) and other batching of reads. */
-static int worlds_load(struct req *r, struct db *db)
+static enum req_wait worlds_await(struct req *r, int next_pc, enum db_op_kind kind)
 {
-    struct db_world *rows = r->ep.worlds.rows;
-    for (unsigned i = 0; i < r->ep.worlds.n; i++) {
-        int rc = db_world_get(db, rows[i].id, &rows[i].random_number);
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
-}
-
-static int worlds_store(struct req *r, struct db *db)
-{
-    return db_world_update(db, r->ep.worlds.rows, r->ep.worlds.n);
+    r->db_op = (struct db_op){.kind = kind, .rows = r->ep.worlds.rows, .n = r->ep.worlds.n};
+    return req_await_db(r, next_pc);
 }
 
 /* Shared by /queries and /updates: pick, then load. */
@@ -80,14 +72,14 @@ static enum req_wait worlds_start(struct req *r, const char *count_arg)
 {
     if (worlds_pick(r, (unsigned)param_count_clamp(req_arg(r, count_arg)), false) != 0)
         return req_reply_error(r, 503, "out of memory");
-    return req_await_db(r, 1, worlds_load);
+    return worlds_await(r, 1, DB_OP_WORLD_READ);
 }
 
 enum req_wait ep_db(struct req *r)
 {
     if (r->root.pc == 0) {
         worlds_pick(r, 1, false); /* one row: no allocation, cannot fail */
-        return req_await_db(r, 1, worlds_load);
+        return worlds_await(r, 1, DB_OP_WORLD_READ);
     }
     if (r->db_rc != 0)
         return req_reply_db_error(r, r->db_rc, NULL);
@@ -121,7 +113,7 @@ enum req_wait ep_updates(struct req *r)
             return req_reply_db_error(r, r->db_rc, NULL);
         for (unsigned i = 0; i < r->ep.worlds.n; i++)
             rows[i].random_number = worlds_new_number(rows[i].random_number);
-        return req_await_db(r, 2, worlds_store);
+        return worlds_await(r, 2, DB_OP_WORLD_WRITE);
     default: /* committed: only now may the cache forget the old values */
         if (r->db_rc != 0)
             return req_reply_db_error(r, r->db_rc, NULL);
@@ -131,20 +123,8 @@ enum req_wait ep_updates(struct req *r)
     }
 }
 
-/* Reads the rows the cache did not have, and offers them back to the cache. */
-static int cached_fill(struct req *r, struct db *db)
-{
-    struct db_world *rows = r->ep.worlds.rows;
-    for (unsigned i = 0; i < r->ep.worlds.n; i++) {
-        if (rows[i].random_number != 0)
-            continue;
-        int rc = db_world_get(db, rows[i].id, &rows[i].random_number);
-        if (rc != 0)
-            return rc;
-        cache_world_fill(rows[i].id, rows[i].random_number, r->ep.worlds.tickets[i]);
-    }
-    return 0;
-}
+/* Marks a row the cache had: a miss's ticket always has a value of 0 in its low half. */
+#define CACHED_HIT UINT64_MAX
 
 enum req_wait ep_cached_queries(struct req *r)
 {
@@ -154,14 +134,19 @@ enum req_wait ep_cached_queries(struct req *r)
             return req_reply_error(r, 503, "out of memory");
         struct db_world *rows = r->ep.worlds.rows;
         for (unsigned i = 0; i < n; i++) {
-            rows[i].random_number = 0; /* 0 marks a miss */
+            r->ep.worlds.tickets[i] = CACHED_HIT; /* a miss overwrites it with its ticket */
             if (!cache_world_get(rows[i].id, &rows[i].random_number, &r->ep.worlds.tickets[i]))
                 r->ep.worlds.misses++;
         }
-        if (r->ep.worlds.misses > 0)
-            return req_await_db(r, 1, cached_fill);
+        if (r->ep.worlds.misses > 0) /* the rows the cache did not have (still 0) */
+            return worlds_await(r, 1, DB_OP_WORLD_READ);
     } else if (r->db_rc != 0) {
         return req_reply_db_error(r, r->db_rc, NULL);
+    } else { /* read: offer them back to the cache, under the tickets of their misses */
+        for (unsigned i = 0; i < r->ep.worlds.n; i++)
+            if (r->ep.worlds.tickets[i] != CACHED_HIT)
+                cache_world_fill(r->ep.worlds.rows[i].id, r->ep.worlds.rows[i].random_number,
+                                 r->ep.worlds.tickets[i]);
     }
     return req_reply_json(r, 200, render_worlds(r->ep.worlds.rows, r->ep.worlds.n));
 }
@@ -207,11 +192,6 @@ static int fortune_list_add(void *ctx, int32_t id, const char *message, size_t l
     return 0;
 }
 
-static int fortunes_load(struct req *r, struct db *db)
-{
-    return db_fortune_each(db, fortune_list_add, r->scratch);
-}
-
 enum req_wait ep_fortunes(struct req *r)
 {
     static const char extra[] = "Additional fortune added at request time.";
@@ -220,7 +200,9 @@ enum req_wait ep_fortunes(struct req *r)
         r->scratch_free = fortune_list_free;
         if (r->scratch == NULL)
             return req_reply_error(r, 503, "out of memory");
-        return req_await_db(r, 1, fortunes_load);
+        r->db_op = (struct db_op){
+            .kind = DB_OP_FORTUNES, .fortune_cb = fortune_list_add, .ctx = r->scratch};
+        return req_await_db(r, 1);
     }
     if (r->db_rc != 0)
         return req_reply_db_error(r, r->db_rc, NULL);

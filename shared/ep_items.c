@@ -114,10 +114,11 @@ static enum req_wait items_reply_item(struct req *r, int status)
     return req_reply_json(r, status, render_item(&r->ep.items.item));
 }
 
-static int items_insert(struct req *r, struct db *db)
+/* A database wait on the request's item. */
+static enum req_wait items_await(struct req *r, enum db_op_kind kind)
 {
-    struct db_item *it = &r->ep.items.item;
-    return db_item_insert(db, it->name, it->name_len, it->qty, &it->id);
+    r->db_op = (struct db_op){.kind = kind, .item = &r->ep.items.item, .id = r->path_id};
+    return req_await_db(r, 1);
 }
 
 enum req_wait ep_items_create(struct req *r)
@@ -126,7 +127,7 @@ enum req_wait ep_items_create(struct req *r)
         const char *msg = items_parse_body(r);
         if (msg != NULL)
             return req_reply_error(r, 400, msg);
-        return req_await_db(r, 1, items_insert);
+        return items_await(r, DB_OP_ITEM_INSERT);
     }
     if (r->db_rc != 0)
         return req_reply_db_error(r, r->db_rc, NULL);
@@ -138,23 +139,13 @@ enum req_wait ep_items_create(struct req *r)
     return REQ_DONE;
 }
 
-static int items_get(struct req *r, struct db *db)
-{
-    return db_item_get(db, r->path_id, &r->ep.items.item);
-}
-
 enum req_wait ep_item_get(struct req *r)
 {
     if (r->root.pc == 0)
-        return req_await_db(r, 1, items_get);
+        return items_await(r, DB_OP_ITEM_GET);
     if (r->db_rc != 0)
         return req_reply_db_error(r, r->db_rc, "no such item");
     return items_reply_item(r, 200);
-}
-
-static int items_replace(struct req *r, struct db *db)
-{
-    return db_item_replace(db, &r->ep.items.item);
 }
 
 enum req_wait ep_item_replace(struct req *r)
@@ -164,22 +155,17 @@ enum req_wait ep_item_replace(struct req *r)
         if (msg != NULL)
             return req_reply_error(r, 400, msg);
         r->ep.items.item.id = r->path_id;
-        return req_await_db(r, 1, items_replace);
+        return items_await(r, DB_OP_ITEM_REPLACE);
     }
     if (r->db_rc != 0)
         return req_reply_db_error(r, r->db_rc, "no such item");
     return items_reply_item(r, 200);
 }
 
-static int items_delete(struct req *r, struct db *db)
-{
-    return db_item_delete(db, r->path_id);
-}
-
 enum req_wait ep_item_delete(struct req *r)
 {
     if (r->root.pc == 0)
-        return req_await_db(r, 1, items_delete);
+        return items_await(r, DB_OP_ITEM_DELETE);
     if (r->db_rc != 0)
         return req_reply_db_error(r, r->db_rc, "no such item");
     return req_reply_static(r, 204, REQ_CT_JSON, "");
@@ -199,11 +185,6 @@ static int items_page_add(void *ctx, const struct db_item *item)
     struct items_page *page = ctx;
     page->rows[page->n++] = *item;
     return 0;
-}
-
-static int items_list(struct req *r, struct db *db)
-{
-    return db_item_list(db, r->ep.items.after, r->ep.items.limit + 1, items_page_add, r->scratch);
 }
 
 static json_t *items_page_render(const struct items_page *page, int limit)
@@ -248,5 +229,10 @@ enum req_wait ep_items_list(struct req *r)
         return req_reply_error(r, 503, "out of memory");
     r->ep.items.limit = (int)limit;
     r->ep.items.after = (int64_t)after;
-    return req_await_db(r, 1, items_list);
+    r->db_op = (struct db_op){.kind = DB_OP_ITEM_LIST,
+                              .after = (int64_t)after,
+                              .limit = (int)limit + 1, /* one more: is there a next page? */
+                              .item_cb = items_page_add,
+                              .ctx = r->scratch};
+    return req_await_db(r, 1);
 }

@@ -181,17 +181,17 @@ void *req_model_ctx(struct req *r)
     return r->root.model_ctx;
 }
 
-/* A database wait of the root task: the endpoint's req_db_fn with the model's connection. */
+/* A database wait of the root task, as a blocking call: the operation on the model's
+ * connection. */
 static int req_db_call_cb(struct req_task *t, struct db *db)
 {
     struct req *r = t->req;
-    r->db_rc = r->db_fn(r, db);
+    r->db_rc = db_op_run(db, &r->db_op);
     return r->db_rc;
 }
 
-enum req_wait req_await_db(struct req *r, int next_pc, req_db_fn fn)
+enum req_wait req_await_db(struct req *r, int next_pc)
 {
-    r->db_fn = fn;
     r->db_rc = 0;
     return req_task_await_call(&r->root, next_pc, req_db_call_cb, true);
 }

@@ -28,7 +28,6 @@ enum req_ctype {
 };
 
 typedef enum req_wait (*req_step_fn)(struct req *r);
-typedef int (*req_db_fn)(struct req *r, struct db *db);
 typedef enum req_wait (*req_task_fn)(struct req_task *t);
 typedef int (*req_call_fn)(struct req_task *t, struct db *db);
 
@@ -93,8 +92,9 @@ struct req {
     /* The step machine: the endpoint runs as the root task (root.pc is its resume point). */
     struct req_task root;
     unsigned wait_ms, wait_calls; /* the parameters of the last sleep or fan-out */
-    req_db_fn db_fn;              /* the work of a database wait */
+    struct db_op db_op;           /* the work of a database wait */
     int db_rc;                    /* its result: 0 or a negative errno from db.h */
+    void *db_async;               /* PostgreSQL's non-blocking path: the operation's state */
     void *scratch;                /* one heap block an endpoint may keep across steps */
     void (*scratch_free)(void *); /* how to free it, if free() is not enough */
     json_t *doc;                  /* a JSON document an endpoint may build across steps */
@@ -142,10 +142,13 @@ void req_release(struct req *r);
 const char *req_arg(const struct req *r, const char *name);
 
 /* Endpoint helpers: each returns the wait to return from the step function, and makes the
- * next req_step resume at `next_pc`. A database wait is a REQ_CALL that wants a connection; a
- * sleep is a REQ_TIMER; a fan-out is a REQ_JOIN of `calls` children that each wait `ms` (if
- * the children cannot be allocated, the request is answered 503 instead). */
-enum req_wait req_await_db(struct req *r, int next_pc, req_db_fn fn);
+ * next req_step resume at `next_pc`. A database wait runs r->db_op (which the endpoint has
+ * filled): a REQ_CALL that wants a connection, or, on PostgreSQL with a model whose drivers
+ * wait on the socket, PostgreSQL's protocol stepped by the request's own task (pg_async.h);
+ * either way the result is in r->db_rc at next_pc. A sleep is a REQ_TIMER; a fan-out is a
+ * REQ_JOIN of `calls` children that each wait `ms` (if the children cannot be allocated, the
+ * request is answered 503 instead). */
+enum req_wait req_await_db(struct req *r, int next_pc);
 enum req_wait req_await_sleep(struct req *r, int next_pc, unsigned ms);
 enum req_wait req_await_fanout(struct req *r, int next_pc, unsigned calls, unsigned ms);
 /* After a join: why the first child that failed did (req_task_fail), or NULL. */

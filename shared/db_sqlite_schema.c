@@ -1,16 +1,15 @@
-/* db_schema.c - creating, migrating and seeding the database (start-up only).
+/* db_sqlite_schema.c - creating, migrating and seeding a sqlite database (start-up only).
  *
  * The schema version lives in sqlite's `PRAGMA user_version`. Migration N takes a database from
  * version N-1 to N inside one transaction, so a crash mid-migration leaves the previous
  * version intact. A file newer than this build is refused rather than guessed at.
  */
-#include "db.h"
+#include "db_impl.h"
 
 #include "rng.h"
 
 #include <errno.h>
 #include <sqlite3.h>
-#include <stdarg.h>
 #include <stdio.h>
 
 static const char *const db_migrations[DB_SCHEMA_VERSION] = {
@@ -20,37 +19,6 @@ static const char *const db_migrations[DB_SCHEMA_VERSION] = {
     "CREATE TABLE items (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL,"
     " qty INTEGER NOT NULL CHECK (qty >= 0));",
 };
-
-/* TechEmpower's 12 fortunes, verbatim (UTF-8: an em dash in rows 6 and 8, Japanese in 12). */
-static const char *const db_fortunes[] = {
-    "fortune: No such file or directory",
-    "A computer scientist is someone who fixes things that aren't broken.",
-    "After enough decimal places, nobody gives a damn.",
-    "A bad random number generator: 1, 1, 1, 1, 1, 4.33e+67, 1, 1, 1",
-    "A computer program does what you tell it to do, not what you want it to do.",
-    "Emacs is a nice operating system, but I prefer UNIX. \xE2\x80\x94 Tom Christaensen",
-    "Any program that runs right is obsolete.",
-    "A list is only as strong as its weakest link. \xE2\x80\x94 Donald Knuth",
-    "Feature: A bug with seniority.",
-    "Computers make very fast, very accurate mistakes.",
-    "<script>alert(\"This should not be displayed in a browser alert box.\");</script>",
-    ("\xE3\x83\x95\xE3\x83\xAC\xE3\x83\xBC\xE3\x83\xA0\xE3\x83\xAF\xE3\x83\xBC\xE3\x82\xAF"
-     "\xE3\x81\xAE\xE3\x83\x99\xE3\x83\xB3\xE3\x83\x81\xE3\x83\x9E\xE3\x83\xBC\xE3\x82\xAF"),
-};
-
-/* Formats a one-line error (sqlite's integrity report spans lines; a start-up error must
- * not). */
-static int db_fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    for (char *p = err; *p; p++)
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
-    return rc;
-}
 
 /* Runs a prepared INSERT for each row; the caller owns the transaction. */
 static int db_seed_rows(sqlite3 *conn, const char *sql, int nrows, int fortunes)
@@ -83,7 +51,7 @@ static int db_migrate(sqlite3 *conn, int from, char *err, size_t errlen)
                               DB_WORLD_ROWS, 0);
         if (rc == SQLITE_OK && v == 1)
             rc = db_seed_rows(conn, "INSERT INTO Fortune (id, message) VALUES (?, ?)",
-                              (int)(sizeof(db_fortunes) / sizeof(db_fortunes[0])), 1);
+                              DB_FORTUNE_ROWS, 1);
         if (rc == SQLITE_OK)
             rc = sqlite3_exec(conn, bump, NULL, NULL, NULL);
         if (rc == SQLITE_OK)
@@ -149,7 +117,7 @@ static int db_setup_conn(sqlite3 *conn, char *err, size_t errlen)
     return rc;
 }
 
-int db_setup(const char *path, char *err, size_t errlen)
+int db_sqlite_setup(const char *path, char *err, size_t errlen)
 {
     sqlite3 *conn = NULL;
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
