@@ -9,8 +9,7 @@ import json
 import os
 import sys
 
-sys.dont_write_bytecode = True
-import cases    # noqa: E402
+from tests.hostile import cases
 
 
 def _cell(text):
@@ -189,6 +188,6 @@ def rerender(path):
 
 
 if __name__ == "__main__":
-    # python3 tests/hostile/report.py FILE...: re-render reports after the marks changed.
+    # python3 -m tests.hostile.report FILE...: re-render reports after the marks changed.
     for p in sys.argv[1:]:
         rerender(p)
