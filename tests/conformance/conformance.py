@@ -13,7 +13,6 @@ statuses and behaviour. It never asserts how long anything took. Python 3 standa
 
 import datetime
 import json
-import os
 import re
 import shutil
 import signal

@@ -21,7 +21,7 @@ import time
 import urllib.parse
 
 from tests.conformance import harness, httpraw
-from tests.conformance.harness import expect, fail, short
+from tests.conformance.harness import expect, fail, short  # noqa: F401 (expect: for the cases)
 from workloads.runner import launch
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -418,7 +418,11 @@ def start(opts, workdir, label, more_args):
     os.makedirs(db_dir, exist_ok=True)
     srv = launch.Server(opts.server, os.path.join(db_dir, "triad.db"),
                         list(opts.extra) + list(more_args), label=label, workdir=workdir)
-    srv.start()
+    try:
+        srv.start()
+    except launch.StartupError:
+        srv.kill()      # it may still be running: the caller never sees it
+        raise
     return srv
 
 
