@@ -700,8 +700,8 @@ class Runner:
 
 def stop_server(server, timeout=10.0):
     """SIGTERM and wait; returns what went wrong, for the report's anomalies."""
-    if isinstance(server, TargetServer):
-        return []
+    if isinstance(server, TargetServer) or server.proc is None:
+        return []       # nothing was started
     was_running = server.running()
     rc = server.stop(timeout)
     out = []
