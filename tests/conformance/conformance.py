@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Black-box conformance suite for the triad servers (README.md, "API").
 
-    python3 tests/conformance/conformance.py --server build/servers/threaded/triad-threaded \
+    python3 -m tests.conformance.conformance --server build/servers/threaded/triad-threaded \
         [--model NAME] [-k SUBSTRING] [--list] [-- extra server args...]
+
+(from the source root: the suites are modules of the package `tests`).
 
 The suite starts the server on a free port with a fresh database, talks to it over raw sockets,
 reads the database file with sqlite3 (read-only) to check what was stored, and asserts bytes,
@@ -11,7 +13,6 @@ statuses and behaviour. It never asserts how long anything took. Python 3 standa
 
 import datetime
 import json
-import os
 import re
 import shutil
 import signal
@@ -21,11 +22,11 @@ import time
 import urllib.parse
 
 sys.dont_write_bytecode = True      # keep the source tree clean (it may be read-only)
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import harness      # noqa: E402
-import httpraw      # noqa: E402
-from harness import add_check, check, expect, expect_eq, fail, short     # noqa: E402
+from tests.conformance import harness, httpraw      # noqa: E402
+from tests.conformance.harness import (add_check, check, expect, expect_eq, fail,  # noqa: E402
+                                       short)
+from workloads.runner import launch     # noqa: E402
 
 VERSION = "0.1.0"
 JSON_CT = "application/json"
@@ -1949,10 +1950,10 @@ def _(ctx):
     expect_eq(get(ctx, "/json", srv=srv).body, b'{"message":"Hello, World!"}', "body")
     srv.proc.send_signal(signal.SIGINT)
     try:
-        rc = srv.proc.wait(harness.SHUTDOWN_TIMEOUT)
+        rc = srv.proc.wait(launch.SHUTDOWN_TIMEOUT)
     except subprocess.TimeoutExpired:
         srv.kill()
-        fail("did not exit within %d s of SIGINT" % harness.SHUTDOWN_TIMEOUT)
+        fail("did not exit within %d s of SIGINT" % launch.SHUTDOWN_TIMEOUT)
     expect_eq(rc, 0, "exit status after SIGINT")
     ctx.stop_server(srv)    # sanitizer scan of its stderr
 

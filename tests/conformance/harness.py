@@ -1,30 +1,25 @@
 """Process handling, the check registry and the runner of the conformance suite.
 
 Nothing here knows the triad API: that lives in conformance.py. This module starts servers on
-a free port with their own database, runs the registered checks one after another, stops the
-servers with SIGTERM and reports `ok name` / `FAIL name: reason` lines.
+a free port with their own database (workloads/runner/launch.py, the launcher every suite and
+the benchmark share), runs the registered checks one after another, stops the servers with
+SIGTERM and reports `ok name` / `FAIL name: reason` lines.
 """
 
 import argparse
 import os
-import re
 import shutil
 import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
-import threading
 import traceback
 import urllib.parse
 
-import httpraw
+from tests.conformance import httpraw
+from workloads.runner import launch
+from workloads.runner.launch import short
 
-STARTUP_TIMEOUT = 60.0      # sanitizer builds start slowly; exceeding it is a failure
-SHUTDOWN_TIMEOUT = 30.0
-BANNER = re.compile(r"listening on http://([^:/\s]+):(\d+)")
-SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "WARNING: ThreadSanitizer",
-                     "LeakSanitizer")
 STDERR_TAIL_LINES = 200
 
 
@@ -34,11 +29,6 @@ class CheckFailure(Exception):
 
 def fail(msg):
     raise CheckFailure(msg)
-
-
-def short(value, limit=300):
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "...(%d chars)" % len(text)
 
 
 def expect(cond, msg):
@@ -72,120 +62,6 @@ def add_check(name, fn):
     if any(n == name for (n, _) in CHECKS):
         raise RuntimeError("duplicate check name %s" % name)
     CHECKS.append((name, fn))
-
-
-# -- server processes ------------------------------------------------------------------------
-
-class StartupError(Exception):
-    pass
-
-
-class ServerProc:
-    """One server process with its own database file, started with --port 0."""
-
-    def __init__(self, binary, db_path, args, workdir, label):
-        self.binary = binary
-        self.db_path = db_path
-        self.args = list(args)
-        self.label = label
-        self.stderr_path = os.path.join(workdir, label + ".stderr")
-        self.workdir = workdir
-        self.proc = None
-        self.host = None
-        self.port = None
-        self.banner = None
-        self.stdout_lines = []
-        self.returncode = None
-        self._banner_seen = threading.Event()
-        self._terminated = False
-
-    @property
-    def pid(self):
-        return self.proc.pid if self.proc else None
-
-    def command(self):
-        return [self.binary, "--port", "0", "--db", self.db_path] + self.args
-
-    def start(self, timeout=STARTUP_TIMEOUT):
-        with open(self.stderr_path, "ab") as err:
-            try:
-                # Own session: a server that signals its process group (say, a pre-fork
-                # master stopping its workers with kill(0, ...)) must not hit the suite.
-                self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
-                                             stdout=subprocess.PIPE, stderr=err,
-                                             cwd=self.workdir, start_new_session=True)
-            except OSError as e:
-                raise StartupError("cannot run %s: %s" % (self.binary, e))
-        reader = threading.Thread(target=self._read_stdout, daemon=True)
-        reader.start()
-        waited = 0.0
-        while not self._banner_seen.wait(0.1):
-            waited += 0.1
-            if self.proc.poll() is not None:
-                reader.join(2)
-                if self._banner_seen.is_set():
-                    break
-                raise StartupError("server exited with status %s before printing its "
-                                   "start-up line; stdout %s" %
-                                   (self.proc.returncode, short(self.stdout_lines)))
-            if waited >= timeout:
-                raise StartupError("no 'listening on http://HOST:PORT' line on stdout within "
-                                   "%d s; stdout so far %s" % (timeout, short(self.stdout_lines)))
-        m = BANNER.search(self.banner)
-        self.host = m.group(1)
-        if self.host in ("0.0.0.0", "*", "localhost"):
-            self.host = "127.0.0.1"
-        self.port = int(m.group(2))
-        if self.port == 0:
-            raise StartupError("start-up line names port 0: %r" % self.banner)
-
-    def _read_stdout(self):
-        for raw in self.proc.stdout:
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
-            self.stdout_lines.append(line)
-            if not self._banner_seen.is_set() and BANNER.search(line):
-                self.banner = line
-                self._banner_seen.set()
-
-    def running(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def terminate(self):
-        """Send SIGTERM once (a second one may legitimately mean "exit now")."""
-        if self.proc is not None and self.proc.poll() is None and not self._terminated:
-            self._terminated = True
-            self.proc.send_signal(signal.SIGTERM)
-
-    def stop(self, timeout=SHUTDOWN_TIMEOUT):
-        """SIGTERM, then wait. Returns the exit status, or None if it had to be killed."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-                self.returncode = None
-                return None
-        self.returncode = self.proc.returncode
-        return self.returncode
-
-    def kill(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def stderr_text(self):
-        try:
-            with open(self.stderr_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-    def sanitizer_reports(self):
-        text = self.stderr_text()
-        return [m for m in SANITIZER_MARKERS if m in text]
 
 
 # -- the context handed to every check ------------------------------------------------------
@@ -228,12 +104,12 @@ class Ctx:
         """Start another instance (own database unless db_path is given) with the suite's
         extra args plus more_args. Raises CheckFailure if it does not come up."""
         (label, db_path) = self.new_instance_paths(label, db_path)
-        srv = ServerProc(self.binary, db_path, list(self.extra_args) + list(more_args),
-                         self.workdir, label)
+        srv = launch.Server(self.binary, db_path, list(self.extra_args) + list(more_args),
+                            label=label, workdir=self.workdir)
         self.servers.append(srv)
         try:
             srv.start()
-        except StartupError as e:
+        except launch.StartupError as e:
             srv.kill()
             fail("%s did not start: %s%s" % (label, e, stderr_excerpt(srv)))
         return srv
@@ -244,13 +120,14 @@ class Ctx:
         reports = srv.sanitizer_reports()
         if reports:
             fail("%s: sanitizer reports on stderr: %s (%s after SIGTERM)%s"
-                 % (srv.label, ", ".join(reports), describe_status(rc), stderr_excerpt(srv)))
+                 % (srv.label, ", ".join(reports), launch.describe_status(rc),
+                    stderr_excerpt(srv)))
         if rc is None:
             fail("%s did not exit within %d s of SIGTERM%s"
-                 % (srv.label, SHUTDOWN_TIMEOUT, stderr_excerpt(srv)))
+                 % (srv.label, launch.SHUTDOWN_TIMEOUT, stderr_excerpt(srv)))
         if rc != 0:
             fail("%s: %s after SIGTERM (expected exit status 0)%s"
-                 % (srv.label, describe_status(rc), stderr_excerpt(srv)))
+                 % (srv.label, launch.describe_status(rc), stderr_excerpt(srv)))
 
     def connect(self, srv=None):
         srv = srv or self.server
@@ -270,17 +147,6 @@ class Ctx:
             return conn.execute(sql, params).fetchall()
         finally:
             conn.close()
-
-
-def describe_status(rc):
-    if rc is None:
-        return "still running"
-    if rc < 0:
-        try:
-            return "killed by %s" % signal.Signals(-rc).name
-        except ValueError:
-            return "killed by signal %d" % -rc
-    return "exit status %d" % rc
 
 
 def stderr_excerpt(srv):
@@ -407,12 +273,12 @@ def main(argv):
     workdir = tempfile.mkdtemp(prefix="triad-conformance-")
     ctx = Ctx(opts, workdir)
     try:
-        main_srv = ServerProc(opts.server, os.path.join(workdir, "triad.db"), opts.extra,
-                              workdir, "main")
+        main_srv = launch.Server(opts.server, os.path.join(workdir, "triad.db"), opts.extra,
+                                 label="main", workdir=workdir)
         ctx.servers.append(main_srv)
         try:
             main_srv.start()
-        except StartupError as e:
+        except launch.StartupError as e:
             main_srv.kill()
             rep.fail("server.start", "%s: %s" % (" ".join(main_srv.command()), e))
             return finish(ctx, rep)
@@ -424,7 +290,7 @@ def main(argv):
         for (name, fn) in selected:
             if not main_srv.running():
                 rep.fail(name, "the server is not running (%s)"
-                         % describe_status(main_srv.proc.returncode))
+                         % launch.describe_status(main_srv.proc.returncode))
                 continue
             run_one(ctx, rep, name, fn)
         for srv in ctx.servers:
@@ -434,12 +300,13 @@ def main(argv):
         rc = main_srv.stop()
         if not was_running:
             rep.fail("server.shutdown", "the server had already exited (%s) before SIGTERM"
-                     % describe_status(rc))
+                     % launch.describe_status(rc))
         elif rc is None:
-            rep.fail("server.shutdown", "did not exit within %d s of SIGTERM" % SHUTDOWN_TIMEOUT)
+            rep.fail("server.shutdown", "did not exit within %d s of SIGTERM"
+                     % launch.SHUTDOWN_TIMEOUT)
         elif rc != 0:
             rep.fail("server.shutdown", "%s after SIGTERM, expected exit status 0"
-                     % describe_status(rc))
+                     % launch.describe_status(rc))
         else:
             rep.ok("server.shutdown")
         reports = []

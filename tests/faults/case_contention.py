@@ -17,10 +17,11 @@ import random
 import threading
 import time
 
-import httpraw
-from common import (JSON_HEADERS, Register, connect, db_connect, expect, fail, is_proper_503,
-                    items_table, log, request, start_instance, wait_quiet, world_table)
-from harness import check
+from tests.conformance import httpraw
+from tests.conformance.harness import check
+from tests.faults.common import (JSON_HEADERS, Register, connect, db_connect, expect, fail,
+                                 is_proper_503, items_table, log, request, start_instance,
+                                 wait_quiet, world_table)
 
 CLIENTS = 32
 OPS_PER_CLIENT = 40

@@ -18,10 +18,10 @@ import json
 import threading
 import time
 
-import httpraw
-from common import (JSON_HEADERS, Register, connect, db_connect, expect, fail, kill_tree, log,
-                    start_instance, world_table)
-from harness import check
+from tests.conformance import httpraw
+from tests.conformance.harness import check
+from tests.faults.common import (JSON_HEADERS, Register, connect, db_connect, expect, fail,
+                                 kill_tree, log, start_instance, world_table)
 
 ROUNDS = 5
 ITEM_WRITERS = 6

@@ -11,10 +11,11 @@ their admission slots.
 import socket
 import time
 
-from common import (HANG_GUARD, OPTS, close_socket, connect, connections, db_connect, expect,
-                    fail, fresh_requests_work, is_proper_503, log, mib, raw_socket, start_instance,
-                    stats, tree_usage, wait_in_flight, wait_quiet, worker_pids)
-from harness import check
+from tests.conformance.harness import check
+from tests.faults.common import (HANG_GUARD, OPTS, close_socket, connect, connections, db_connect,
+                                 expect, fail, fresh_requests_work, is_proper_503, log, mib,
+                                 raw_socket, start_instance, stats, tree_usage, wait_in_flight,
+                                 wait_quiet, worker_pids)
 
 
 def host_header(srv):

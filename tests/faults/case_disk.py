@@ -18,12 +18,12 @@ import sqlite3
 import subprocess
 import time
 
-import harness
-import httpraw
-from common import (JSON_HEADERS, copy_db, db_connect, db_query, expect, fail, is_proper_503,
-                    items_table, log, new_instance, request, sanitizer_free, start_instance,
-                    template_db, wait_exit)
-from harness import check
+from tests.conformance import harness, httpraw
+from tests.conformance.harness import check
+from tests.faults.common import (JSON_HEADERS, copy_db, db_connect, db_query, expect, fail,
+                                 is_proper_503, items_table, log, new_instance, request,
+                                 sanitizer_free, start_instance, template_db, wait_exit)
+from workloads.runner.launch import StartupError, describe_status
 
 NOBODY = 65534
 IS_ROOT = os.geteuid() == 0
@@ -43,7 +43,7 @@ def launch_or_refuse(ctx, label, db_path, more_args=(), **launch):
     try:
         srv.start()
         return (srv, True)
-    except harness.StartupError as e:
+    except StartupError as e:
         rc = wait_exit(srv, 10)
         if rc is None:
             srv.kill()
@@ -60,7 +60,7 @@ def expect_refusal(ctx, srv, what):
     prog = "triad-%s" % ctx.model
     if rc != 1:
         fail("%s: refused to start with %s, expected exit status 1%s"
-             % (what, harness.describe_status(rc), harness.stderr_excerpt(srv)))
+             % (what, describe_status(rc), harness.stderr_excerpt(srv)))
     expect(len(lines) == 1 and lines[0].startswith(prog + ": "),
            "%s: expected one line '%s: ...' on stderr, got %r" % (what, prog, lines[:5]))
     return lines[0]
@@ -99,7 +99,7 @@ def answer(srv, method, target, body, what):
     except (OSError, httpraw.ProtocolError) as e:
         fail("%s: %s %s got no answer (%s: %s); server %s%s"
              % (what, method, target, type(e).__name__, e,
-                "running" if srv.running() else harness.describe_status(srv.proc.poll()),
+                "running" if srv.running() else describe_status(srv.proc.poll()),
                 harness.stderr_excerpt(srv)))
 
 
@@ -264,7 +264,7 @@ def full_disk_writes(srv, what, acked):
                 fail("%s: write #%d got no answer (%s: %s); server %s%s"
                      % (what, k + 1, type(e).__name__, e,
                         "running" if srv.running() else
-                        harness.describe_status(srv.proc.poll()), harness.stderr_excerpt(srv)))
+                        describe_status(srv.proc.poll()), harness.stderr_excerpt(srv)))
             if resp.has_token("Connection", "close"):
                 conn.close()
                 conn = None

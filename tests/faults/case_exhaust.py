@@ -23,11 +23,11 @@ import json
 import os
 import threading
 
-import harness
-import httpraw
-from common import (HANG_GUARD, OPTS, connect, expect, fail, log, new_instance, request,
-                    sanitizer_free, start_instance, stats, wait_exit)
-from harness import check
+from tests.conformance import harness, httpraw
+from tests.conformance.harness import check
+from tests.faults.common import (HANG_GUARD, OPTS, connect, expect, fail, log, new_instance,
+                                 request, sanitizer_free, start_instance, stats, wait_exit)
+from workloads.runner.launch import StartupError, describe_status
 
 NOBODY = 65534
 STACK_KIB = 8192
@@ -104,7 +104,7 @@ def stop_cleanly(ctx, srv, what):
         fail("%s: still running %d s after SIGTERM (--drain-timeout %d)%s"
              % (what, DRAIN_S + HANG_GUARD, DRAIN_S, harness.stderr_excerpt(srv)))
     expect(rc == 0, "%s: exit status %s after SIGTERM, expected 0%s"
-           % (what, harness.describe_status(rc), harness.stderr_excerpt(srv)))
+           % (what, describe_status(rc), harness.stderr_excerpt(srv)))
     sanitizer_free(srv, what)
 
 
@@ -121,7 +121,7 @@ def _(ctx):
     srv = new_instance(ctx, "as-limit", args, address_space=limit)
     try:
         srv.start()
-    except harness.StartupError as e:
+    except StartupError as e:
         fail("%s: did not start under RLIMIT_AS=%d: %s%s"
              % (what, limit, e, harness.stderr_excerpt(srv)))
     codes = burst(srv, "/io?ms=1000", BURST)
@@ -153,7 +153,7 @@ def _(ctx):
     os.chown(db_dir, NOBODY, NOBODY)
     try:
         srv.start()
-    except harness.StartupError as e:
+    except StartupError as e:
         fail("%s: did not start with RLIMIT_NPROC=3: %s%s"
              % (what, e, harness.stderr_excerpt(srv)))
     codes = burst(srv, "/io?ms=200", 20)

@@ -17,10 +17,10 @@ import selectors
 import socket
 import time
 
-from common import (HANG_GUARD, OPTS, connections, expect, expect_200, fail, is_prefork, log,
-                    mib, poll_workers, request, start_instance, stats, tree_usage, wait_quiet,
-                    worker_pids)
-from harness import check
+from tests.conformance.harness import check
+from tests.faults.common import (HANG_GUARD, OPTS, connections, expect, expect_200, fail,
+                                 is_prefork, log, mib, poll_workers, request, start_instance, stats,
+                                 tree_usage, wait_quiet, worker_pids)
 
 RSS_BOUND = 256 << 10       # bytes per connection
 

@@ -11,11 +11,11 @@ import socket
 import threading
 import time
 
-import harness
-import httpraw
-from common import (HANG_GUARD, connect, expect, fail, log, raw_socket, sanitizer_free,
-                    start_instance, wait_exit, wait_in_flight)
-from harness import check
+from tests.conformance import harness, httpraw
+from tests.conformance.harness import check
+from tests.faults.common import (HANG_GUARD, connect, expect, fail, log, raw_socket, sanitizer_free,
+                                 start_instance, wait_exit, wait_in_flight)
+from workloads.runner.launch import describe_status
 
 DRAIN_S = 20
 IO_REQUESTS = 50
@@ -143,7 +143,7 @@ def _(ctx):
         stream_summary = summarize_streams(streams, t_term)
         log("SIGTERM with %s /io?ms=2000 seen in flight: %s %.1f s later; new connections "
             "during the drain: %s%s; streams: %s"
-            % (seen, harness.describe_status(rc), t_exit - t_term, compress(probes),
+            % (seen, describe_status(rc), t_exit - t_term, compress(probes),
                (" (held ones: %s)" % ", ".join(held_outcomes)) if held_outcomes else "",
                stream_summary))
         bad = [(i, r) for (i, r) in enumerate(results)
@@ -163,7 +163,7 @@ def _(ctx):
                 if t >= t_term and not (ev in (200, 503) or isinstance(ev, str)):
                     fail("the /json stream got %s during the drain" % ev)
         expect(rc == 0, "exit %s after SIGTERM (expected 0 within --drain-timeout %d)%s"
-               % (harness.describe_status(rc), DRAIN_S, harness.stderr_excerpt(srv)))
+               % (describe_status(rc), DRAIN_S, harness.stderr_excerpt(srv)))
         expect(not held, "new connections during the drain were neither served nor refused: "
                "held without an answer (%s), then %s"
                % (compress(probes), ", ".join(held_outcomes)))
@@ -221,7 +221,7 @@ def _(ctx):
         lines = [ln for ln in srv.stderr_text().splitlines() if ln.strip()]
         log("--drain-timeout 1 with 5 x /io?ms=10000 in flight: %s after %.1f s; last stderr "
             "line %r; clients got: %s"
-            % (harness.describe_status(rc), took, lines[-1] if lines else None,
+            % (describe_status(rc), took, lines[-1] if lines else None,
                ", ".join(sorted(set(r.describe(40) if isinstance(r, httpraw.Response) else
                                     type(r).__name__ for r in results)))))
         text = srv.stderr_text()
@@ -232,13 +232,13 @@ def _(ctx):
             # LeakSanitizer reports it (abort_on_error turns that into SIGABRT). Not a leak of
             # a running server; the clean-shutdown checks catch those.
             log("LeakSanitizer reported the abandoned requests' memory at the forced exit "
-                "(%s): accepted here" % harness.describe_status(rc))
+                "(%s): accepted here" % describe_status(rc))
             ctx.servers.remove(srv)     # keep it out of the final sanitizer scan
             expect(any("in flight" in ln for ln in lines if ln.startswith("triad-")),
                    "no message before exiting: %r" % lines[:5])
             return
         expect(rc in (0, 1), "exit %s (expected 0 or 1)%s"
-               % (harness.describe_status(rc), harness.stderr_excerpt(srv)))
+               % (describe_status(rc), harness.stderr_excerpt(srv)))
         if rc == 1:
             prog = "triad-%s: " % ctx.model
             expect(any(ln.startswith(prog) and ln != prog + "SIGTERM: finishing requests in "
@@ -274,9 +274,9 @@ def _(ctx):
             if rc is None:
                 fail("round %d: still running %d s after SIGTERM%s"
                      % (rnd + 1, HANG_GUARD, harness.stderr_excerpt(srv)))
-            outcomes.append(harness.describe_status(rc))
+            outcomes.append(describe_status(rc))
             expect(rc == 0, "round %d: %s after SIGTERM with keep-alive clients sending "
-                   "(expected 0)%s" % (rnd + 1, harness.describe_status(rc),
+                   "(expected 0)%s" % (rnd + 1, describe_status(rc),
                                        harness.stderr_excerpt(srv)))
             sanitizer_free(srv, "round %d" % (rnd + 1))
             # Once draining, a new request on a kept-alive connection is refused with 503 and

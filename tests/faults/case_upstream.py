@@ -27,8 +27,8 @@ import struct
 import threading
 import time
 
-from common import expect, fail, log, request, start_instance, stats, worker_pids
-from harness import check
+from tests.conformance.harness import check
+from tests.faults.common import expect, fail, log, request, start_instance, stats, worker_pids
 
 BAD = [("reset", 502), ("stall", 504), ("garbage", 502), ("huge", 502), ("down", 502)]
 ROUNDS = 5

@@ -3,12 +3,12 @@ raw sockets, response checks and a few instance launchers.
 
 The conformance suite's harness runs the cases (harness.check registers them, harness.main
 starts the main instance, runs the checks, stops every instance and scans stderr for sanitizer
-reports); this module adds what fault injection needs on top of it.
+reports); this module adds what fault injection needs on top of it. Servers are started and
+their process trees walked by workloads/runner/launch.py, as everywhere else.
 """
 
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -20,14 +20,12 @@ import threading
 import time
 import urllib.parse
 
+from tests.conformance import harness, httpraw
+from tests.conformance.harness import expect, fail, short  # noqa: F401 (expect: for the cases)
+from workloads.runner import launch
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "conformance"))
-
-import harness      # noqa: E402
-import httpraw      # noqa: E402
-from harness import expect, fail, short     # noqa: E402
-
-LAUNCH = os.path.join(HERE, "launch.py")
+LIMITS = os.path.join(HERE, "limits.py")
 JSON_HEADERS = [("Content-Type", "application/json")]
 HANG_GUARD = 30.0       # seconds: only turns a hang into a failure, never a timing assertion
 
@@ -64,57 +62,29 @@ def is_prefork(ctx):
 
 # -- processes -------------------------------------------------------------------------------
 
-def children_of(pid):
-    """Direct children of pid (scans /proc; no CONFIG_PROC_CHILDREN needed)."""
-    kids = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name, "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        # pid (comm) state ppid ...: comm may contain spaces and parentheses
-        rest = stat[stat.rfind(b")") + 2:].split()
-        if len(rest) > 1 and int(rest[1]) == pid:
-            kids.append(int(name))
-    return sorted(kids)
-
-
 def tree_pids(srv):
+    """The server and its direct children (the workers of a pre-forked server)."""
     if not srv.running():
         return []
-    return [srv.pid] + children_of(srv.pid)
+    return [srv.pid] + launch.children(srv.pid)
 
 
 def worker_pids(srv):
     """The processes that serve requests: the workers of a pre-forked server, else itself."""
-    kids = children_of(srv.pid) if srv.running() else []
+    kids = launch.children(srv.pid) if srv.running() else []
     return kids or ([srv.pid] if srv.running() else [])
-
-
-def proc_usage(pid):
-    """(rss_bytes, threads, fds) of one process, or None if it is gone."""
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            text = f.read()
-        fds = len(os.listdir("/proc/%d/fd" % pid))
-    except OSError:
-        return None
-    rss = re.search(r"^VmRSS:\s+(\d+) kB", text, re.M)
-    thr = re.search(r"^Threads:\s+(\d+)", text, re.M)
-    return (int(rss.group(1)) * 1024 if rss else 0, int(thr.group(1)) if thr else 0, fds)
 
 
 def tree_usage(srv):
     """(rss_bytes, threads, fds) summed over the server's process tree."""
     total = [0, 0, 0]
     for pid in tree_pids(srv):
-        u = proc_usage(pid)
-        if u:
-            for i in range(3):
-                total[i] += u[i]
+        u = launch.usage(pid)
+        fds = launch.open_fds(pid)
+        if u and fds is not None:
+            total[0] += u[1]
+            total[1] += u[2]
+            total[2] += fds
     return tuple(total)
 
 
@@ -168,52 +138,41 @@ def reachable_binary(binary, workdir):
     return copy
 
 
-class LaunchedServer(harness.ServerProc):
-    """A ServerProc whose command goes through launch.py, which applies resource limits or a
-    user id and then execs the server (same pid). A server that runs as another user runs from
-    a copy of the binary that user can reach (reachable_binary)."""
-
-    def __init__(self, binary, db_path, args, workdir, label, uid=None, gid=None, fsize=None,
-                 address_space=None, nproc=None):
-        if uid is not None:
-            binary = reachable_binary(binary, workdir)
-        super().__init__(binary, db_path, args, workdir, label)
-        self.uid = uid
-        self.gid = gid
-        self.fsize = fsize
-        self.address_space = address_space
-        self.nproc = nproc
-
-    def command(self):
-        pre = [sys.executable, LAUNCH]
-        if self.uid is not None:
-            pre += ["--uid", str(self.uid), "--gid", str(self.gid)]
-        if self.fsize is not None:
-            pre += ["--fsize", str(self.fsize)]
-        if self.address_space is not None:
-            pre += ["--as", str(self.address_space)]
-        if self.nproc is not None:
-            pre += ["--nproc", str(self.nproc)]
-        return pre + ["--"] + super().command()
+def limits_wrapper(uid=None, gid=None, fsize=None, address_space=None, nproc=None):
+    """The command that applies resource limits or a user id and then execs the server (same
+    pid): limits.py."""
+    pre = [sys.executable, LIMITS]
+    if uid is not None:
+        pre += ["--uid", str(uid), "--gid", str(gid)]
+    if fsize is not None:
+        pre += ["--fsize", str(fsize)]
+    if address_space is not None:
+        pre += ["--as", str(address_space)]
+    if nproc is not None:
+        pre += ["--nproc", str(nproc)]
+    return pre + ["--"]
 
 
-def new_instance(ctx, label, more_args=(), db_path=None, **launch):
-    """Like ctx.start_server but does not start it, and can use launch.py (uid, fsize)."""
+def new_instance(ctx, label, more_args=(), db_path=None, **limits):
+    """Like ctx.start_server but does not start it, and can go through limits.py (uid, fsize,
+    address space, nproc). A server that runs as another user runs from a copy of the binary
+    that user can reach (reachable_binary)."""
     (label, db_path) = ctx.new_instance_paths(label, db_path)
     args = list(ctx.extra_args) + list(more_args)
-    if launch:
-        srv = LaunchedServer(ctx.binary, db_path, args, ctx.workdir, label, **launch)
-    else:
-        srv = harness.ServerProc(ctx.binary, db_path, args, ctx.workdir, label)
+    binary = ctx.binary
+    if limits.get("uid") is not None:
+        binary = reachable_binary(binary, ctx.workdir)
+    srv = launch.Server(binary, db_path, args, label=label, workdir=ctx.workdir,
+                        wrapper=limits_wrapper(**limits) if limits else ())
     ctx.servers.append(srv)
     return srv
 
 
-def start_instance(ctx, label, more_args=(), db_path=None, **launch):
-    srv = new_instance(ctx, label, more_args, db_path, **launch)
+def start_instance(ctx, label, more_args=(), db_path=None, **limits):
+    srv = new_instance(ctx, label, more_args, db_path, **limits)
     try:
         srv.start()
-    except harness.StartupError as e:
+    except launch.StartupError as e:
         srv.kill()
         fail("%s did not start: %s%s" % (srv.label, e, harness.stderr_excerpt(srv)))
     return srv
@@ -273,7 +232,7 @@ def poll_workers(srv, pred, what, deadline=HANG_GUARD, any_worker=False):
     latest = {}
     while True:
         if not srv.running():
-            fail("%s: the server exited (%s)%s" % (what, harness.describe_status(srv.proc.poll()),
+            fail("%s: the server exited (%s)%s" % (what, launch.describe_status(srv.proc.poll()),
                                                    harness.stderr_excerpt(srv)))
         try:
             s = stats(srv)

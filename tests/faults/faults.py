@@ -3,9 +3,11 @@
 SIGTERM under load, kill -9 during writes, and 10,000 keep-alive connections, against one server
 binary in one mode.
 
-    python3 tests/faults/faults.py --server build/servers/evloop/triad-evloop \
+    python3 -m tests.faults.faults --server build/servers/evloop/triad-evloop \
         [--sanitized] [--load-connections N] [-k SUBSTRING] [--list] [--keep-tmp] \
         [-- extra server args...]
+
+(from the source root: the suites are modules of the package `tests`.)
 
 It runs on the conformance suite's harness (tests/conformance/harness.py): one main instance
 started with the extra arguments, further instances per case, `ok NAME` / `FAIL NAME: reason`
@@ -19,24 +21,22 @@ make RSS meaningless; LeakSanitizer checks leaks at the clean shutdown instead).
 Never asserts durations: every deadline is a hang guard. Python 3 standard library only.
 """
 
-import os
 import sys
 
 sys.dont_write_bytecode = True      # keep the source tree clean (it may be read-only)
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import common       # noqa: E402  (puts the conformance directory on sys.path)
-import harness      # noqa: E402
+from tests.conformance import harness   # noqa: E402
+from tests.faults import common         # noqa: E402
 
 # The cases, in run order (registration order).
-import case_disconnect      # noqa: E402,F401
-import case_contention      # noqa: E402,F401
-import case_disk            # noqa: E402,F401
-import case_shutdown        # noqa: E402,F401
-import case_crash           # noqa: E402,F401
-import case_load            # noqa: E402,F401
-import case_exhaust         # noqa: E402,F401
-import case_upstream        # noqa: E402,F401
+from tests.faults import case_disconnect    # noqa: E402,F401
+from tests.faults import case_contention    # noqa: E402,F401
+from tests.faults import case_disk          # noqa: E402,F401
+from tests.faults import case_shutdown      # noqa: E402,F401
+from tests.faults import case_crash         # noqa: E402,F401
+from tests.faults import case_load          # noqa: E402,F401
+from tests.faults import case_exhaust       # noqa: E402,F401
+from tests.faults import case_upstream      # noqa: E402,F401
 
 SANITIZER_SYMBOLS = (b"__asan_init", b"__tsan_init", b"__ubsan_handle_", b"__msan_init")
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Table-driven bad-input suite for the triad servers (issue 6, "Bad input").
 
-    python3 tests/hostile/hostile.py --server build/servers/threaded/triad-threaded \
+    python3 -m tests.hostile.hostile --server build/servers/threaded/triad-threaded \
         [--label NAME] [-k SUBSTRING] [--list] [--report FILE] [-- extra server args...]
+
+(from the source root: the suites are modules of the package `tests`).
 
 Each row of cases.py is sent as raw bytes on its own connection; every response (or close, or
 silence) is classified and compared with what the row accepts. Throughout the run a prober
@@ -30,15 +32,10 @@ import traceback
 import urllib.parse
 
 sys.dont_write_bytecode = True      # keep the source tree clean (it may be read-only)
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(1, os.path.join(HERE, "..", "conformance"))
 
-import harness      # noqa: E402  (the conformance suite's process handling)
-import httpraw      # noqa: E402
-import cases        # noqa: E402
-import report       # noqa: E402
-import wire         # noqa: E402
+from tests.conformance import harness, httpraw  # noqa: E402  (split_extra, entry, excerpts)
+from tests.hostile import cases, report, wire   # noqa: E402
+from workloads.runner import launch             # noqa: E402
 
 HALF_CLOSE_WAIT = 5.0   # after a stall: is the client's half-close noticed?
 SHUTDOWN_WAIT = 90  # the servers' --drain-timeout (30 s) and then some
@@ -419,9 +416,13 @@ def seed(srv):
 def start(opts, workdir, label, more_args):
     db_dir = os.path.join(workdir, label)
     os.makedirs(db_dir, exist_ok=True)
-    srv = harness.ServerProc(opts.server, os.path.join(db_dir, "triad.db"),
-                             list(opts.extra) + list(more_args), workdir, label)
-    srv.start()
+    srv = launch.Server(opts.server, os.path.join(db_dir, "triad.db"),
+                        list(opts.extra) + list(more_args), label=label, workdir=workdir)
+    try:
+        srv.start()
+    except launch.StartupError:
+        srv.kill()      # it may still be running: the caller never sees it
+        raise
     return srv
 
 
@@ -465,7 +466,7 @@ class Runner:
         for (name, i) in self.insts.items():
             if not i.srv.running():
                 res.problems.append("the %s server exited (%s)%s"
-                                    % (name, harness.describe_status(i.srv.proc.returncode),
+                                    % (name, launch.describe_status(i.srv.proc.returncode),
                                        harness.stderr_excerpt(i.srv)))
                 self.dead = name
         if self.dead:
@@ -610,7 +611,7 @@ def main(argv):
                 continue
             try:
                 srv = start(opts, workdir, name, more)
-            except harness.StartupError as e:
+            except launch.StartupError as e:
                 fail("server.start", "%s instance: %s" % (name, e))
                 return summary(failures, runner, opts, t0)
             finally:
@@ -631,7 +632,7 @@ def main(argv):
         for (name, inst) in insts.items():
             if not inst.srv.running():
                 fail("end.%s.alive" % name, "the server had exited (%s)" %
-                     harness.describe_status(inst.srv.proc.returncode))
+                     launch.describe_status(inst.srv.proc.returncode))
                 continue
             why = inst.prober.probe()
             if why:
@@ -660,7 +661,7 @@ def main(argv):
             if rc is not None and rc != 0 and was_running:
                 # (LeakSanitizer makes the exit status 1: a known leak is tagged here too)
                 fail("end.%s.shutdown%s" % (name, tag), "%s after SIGTERM (expected exit "
-                     "status 0)%s" % (harness.describe_status(rc),
+                     "status 0)%s" % (launch.describe_status(rc),
                                       harness.stderr_excerpt(inst.srv)))
             elif rc == 0:
                 print("ok end.%s.shutdown: exit status 0 after SIGTERM" % name, flush=True)

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""Run the bad-input suite against every server mode of one build and collect one report.
+"""Run the bad-input suite against every test run of one build and collect one report.
 
-    python3 tests/hostile/run_modes.py --build BUILD_DIR --report FILE [--sanitized] [-k S]
+    python3 -m tests.hostile.run_modes --build BUILD_DIR --report FILE [--sanitized]
+                                       [--only S] [-k S]
 
-The modes are those of tests/meson.build (conformance_runs). Each run adds its column to the
-Markdown report FILE (answers kept in FILE.json); a run's own output goes to FILE.<mode>.log.
-With --sanitized, triad-coro gets --stack-kib 256 (sanitizer frames are larger), as in
-tests/meson.build. The exit status is 1 if any mode failed.
+The runs are the registry's (workloads/models.toml: each model's `tests` modes, named as
+meson names them; --sanitized adds each model's sanitizer_args, as a sanitizer build does).
+Each run adds its column to the Markdown report FILE (answers kept in FILE.json); a run's own
+output goes to FILE.<run>.log. The exit status is 1 if any run failed.
 """
 
 import argparse
@@ -14,19 +15,7 @@ import os
 import subprocess
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-MODES = [
-    ("threaded", "threaded", []),
-    ("threaded-perconn", "threaded", ["--threads", "0"]),
-    ("threaded-gil", "threaded", ["--gil"]),
-    ("threaded-workers2", "threaded", ["--workers", "2"]),
-    ("evloop", "evloop", []),
-    ("evloop-db-on-loop", "evloop", ["--db-on-loop"]),
-    ("evloop-cluster2", "evloop", ["--cluster", "2"]),
-    ("coro-procs1", "coro", ["--procs", "1"]),
-    ("coro-procs2", "coro", ["--procs", "2"]),
-]
+from workloads.runner import registry
 
 
 def main():
@@ -34,32 +23,31 @@ def main():
     p.add_argument("--build", required=True, help="a meson build directory")
     p.add_argument("--report", required=True, help="the Markdown report to write")
     p.add_argument("--sanitized", action="store_true", help="a sanitizer build")
-    p.add_argument("--only", default="", help="run only modes whose name contains this")
-    p.add_argument("-k", default="", help="passed to hostile.py")
+    p.add_argument("--only", default="", help="run only runs whose name contains this")
+    p.add_argument("-k", default="", help="passed to the suite")
     opts = p.parse_args()
     for f in (opts.report, opts.report + ".json"):
         if os.path.exists(f):
             os.remove(f)
+    models = registry.load(build_dir=opts.build)
     failed = []
-    for (name, model, args) in MODES:
-        if opts.only not in name:
+    for run in registry.test_runs(models, opts.sanitized):
+        if opts.only not in run.name:
             continue
-        binary = os.path.join(opts.build, "servers", model, "triad-" + model)
-        if model == "coro" and opts.sanitized:
-            args = args + ["--stack-kib", "256"]
-        cmd = [sys.executable, os.path.join(HERE, "hostile.py"), "--server", binary,
-               "--label", name, "--report", opts.report] + (["-k", opts.k] if opts.k else [])
-        cmd += ["--"] + args
-        log = "%s.%s.log" % (opts.report, name)
+        # The suite runs from the source root (it is a module of the package tests).
+        cmd = [sys.executable, "-m", "tests.hostile.hostile", "--server", run.model.program,
+               "--label", run.name, "--report", os.path.abspath(opts.report)]
+        cmd += (["-k", opts.k] if opts.k else []) + ["--"] + run.args
+        log = "%s.%s.log" % (opts.report, run.name)
         with open(log, "w") as out:
-            rc = subprocess.call(cmd, stdout=out, stderr=subprocess.STDOUT)
+            rc = subprocess.call(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=registry.ROOT)
         with open(log) as f:
             lines = f.read().splitlines()
         summary = [ln for ln in lines if " cases, " in ln]
-        print("%-20s exit %d  %s" % (name, rc, summary[-1] if summary else "(no summary)"),
+        print("%-20s exit %d  %s" % (run.name, rc, summary[-1] if summary else "(no summary)"),
               flush=True)
         if rc != 0:
-            failed.append(name)
+            failed.append(run.name)
     print("report: %s" % opts.report)
     return 1 if failed else 0
 

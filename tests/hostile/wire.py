@@ -10,7 +10,7 @@ import re
 import socket
 import threading
 
-import httpraw
+from tests.conformance import httpraw
 
 SERVER_PREFIX = "triad/"
 

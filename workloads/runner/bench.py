@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """triad benchmark runner: scenarios x models x modes -> results/<timestamp>/.
 
-Normally started through workloads/bench (which installs dependencies and builds first).
+Normally started through workloads/bench (which installs dependencies and builds first); by
+hand, from the source root: /usr/bin/python3 -m workloads.runner.bench [options].
 Standard library only, plus matplotlib for the plots (skipped with a warning if missing).
 """
 
@@ -16,14 +17,8 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import claims  # noqa: E402
-import config  # noqa: E402
-import loadgen  # noqa: E402
-import report  # noqa: E402
-import server as srv  # noqa: E402
-import sysinfo  # noqa: E402
+from workloads.runner import claims, config, launch, loadgen, registry, report, sysinfo
+from workloads.runner.sampler import Sampler, snapshot
 
 WORKLOADS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LUA_SCRIPT = os.path.join(WORKLOADS, "lua", "triad.lua")
@@ -136,17 +131,13 @@ class TargetServer:
         self.pid = pid
         self.banner = "external server at %s%s" % (self.base_url,
                                                     " (pid %d)" % pid if pid else "")
-        self.anomalies = []
-        self.exit_code = None
+        self.proc = None
 
-    def alive(self):
+    def running(self):
         return self.pid is None or os.path.exists("/proc/%d" % self.pid)
 
     def start(self):
         return self
-
-    def stop(self):
-        pass
 
 
 class Runner:
@@ -158,7 +149,7 @@ class Runner:
         if args.profile not in self.profiles:
             raise SystemExit("unknown profile %r (have: %s)" % (args.profile,
                                                                 ", ".join(self.profiles)))
-        self.models = config.load_models(os.path.join(WORKLOADS, "models.toml"), self.build_dir)
+        self.models = registry.load(build_dir=self.build_dir, root=self.root)
         try:
             self.server_cpus, self.client_cpus, self.pinned = sysinfo.cpu_split(args.pin)
         except ValueError as e:
@@ -227,20 +218,18 @@ class Runner:
                     return None
                 m = cands[0]
                 tmp = tempfile.mkdtemp(prefix="triad-bench-")
-                server = srv.Server([m.bin, "--port", "0", "--db", os.path.join(tmp, "triad.db")]
-                                    + m.mode_args("default"),
-                                    os.path.join(self.out, "logs", "calibration.log"),
-                                    cpus=self.server_cpus if self.pinned else None).start()
+                server = self.new_server(m, m.mode_args("default"), tmp, "calibration.log")
+                server.start()
                 base, via = server.base_url, "%s/default" % m.name
             return self._calibrate_on(base, via)
-        except (srv.ServerError, OSError, loadgen.LoadError) as e:
+        except (launch.StartupError, OSError, loadgen.LoadError) as e:
             self.progress_msg("CPU calibration failed: %s" % e)
             self.failures.append({"what": "cpu calibration", "error": str(e)})
             return None
         finally:
             if server:
-                server.stop()
-                self.anomalies += [{"where": "calibration", "what": a} for a in server.anomalies]
+                self.anomalies += [{"where": "calibration", "what": a}
+                                   for a in stop_server(server)]
 
     def _calibrate_on(self, base, via):
         conn = None
@@ -302,14 +291,14 @@ class Runner:
 
         target = bool(a.target)
         if target:
-            models = [config.Model("target", a.target, "target", {"target": []})]
+            models = [registry.Model("target", "target", {"target": []}, program=a.target)]
             mflt = None
         else:
             models = self.models
             mflt = self.model_filter()
 
         started = time.time()
-        machine = sysinfo.collect(self.build_dir, {m.name: m.bin for m in self.models
+        machine = sysinfo.collect(self.build_dir, {m.name: m.program for m in self.models
                                                    if not target})
         if self.pinned:  # the runner itself (idle client, sampler) lives with the load
             os.sched_setaffinity(0, self.client_cpus)
@@ -378,9 +367,11 @@ class Runner:
             "nofile": {"soft": soft, "hard": hard},
             "cpu_calibration": calib,
             "target": {"url": a.target, "pid": a.pid} if target else None,
-            "models": [{"name": m.name, "bin": m.bin, "role": m.role, "modes": m.modes,
+            "models": [{"name": m.name, "bin": m.program, "kind": m.kind, "role": m.role,
+                        "modes": m.modes,
                         "endpoints": m.endpoints, "built": True if target else m.built}
                        for m in models],
+            "roles": registry.role_names(self.models),
             "scenarios": [{"name": s.name, "title": s.title, "description": s.description,
                            "file": os.path.relpath(s.path, self.root)} for s in scenarios],
             "skipped": [dict(zip(("scenario", "model", "mode", "step", "reason"), s))
@@ -399,6 +390,14 @@ class Runner:
         return 0
 
     # ---------------------------------------------------------------- execution
+    def new_server(self, model, args, tmp, log_name):
+        """A server of `model` with a fresh database in tmp; its output goes to logs/."""
+        return launch.Server(model.program, os.path.join(tmp, "triad.db"), args,
+                             label=model.name, workdir=tmp,
+                             wrapper=loadgen.taskset(self.server_cpus if self.pinned else None),
+                             log_path=os.path.join(self.out, "logs", log_name),
+                             merge_stderr=True, new_session=False)
+
     def start_server(self, run, target):
         if target:
             return TargetServer(self.args.target, self.args.pid).start(), None
@@ -410,13 +409,13 @@ class Runner:
         while os.path.exists(log):
             n += 1
             log = log.rsplit(".", 1)[0].rsplit("~", 1)[0] + "~%d.log" % n
-        argv = [model.bin, "--port", "0", "--db", os.path.join(tmp, "triad.db")] + run.args
-        s = srv.Server(argv, log, cpus=self.server_cpus if self.pinned else None)
+        s = self.new_server(model, run.args, tmp, os.path.basename(log))
         try:
             s.start()
-        except srv.ServerError:
+        except launch.StartupError as e:
+            s.kill()
             shutil.rmtree(tmp, ignore_errors=True)
-            raise
+            raise launch.StartupError("%s (log: %s)" % (e, log))
         return s, tmp
 
     def execute(self, run, target, wrk_log):
@@ -433,7 +432,7 @@ class Runner:
                 server, tmp = self.start_server(run, target)
                 rec["start_s"] = time.monotonic() - t0
                 rec["banner"] = server.banner
-            except srv.ServerError as e:
+            except launch.StartupError as e:
                 rec["error"] = str(e)
                 self.progress.message("%s %s: server failed to start: %s"
                                       % (run.scenario, label, e))
@@ -443,7 +442,7 @@ class Runner:
                 self.failures.append({"what": "%s %s start" % (run.scenario, label),
                                       "error": str(e)})
                 return out
-            sampler = srv.Sampler(server.pid) if server.pid else None
+            sampler = Sampler(server.pid) if server.pid else None
             try:
                 while pending:
                     pt = pending.pop(0)
@@ -474,7 +473,7 @@ class Runner:
                         res["saturated"] = why
                     out.append(res)
                     self.progress.point_done(config.estimate_point(pt))
-                    if not server.alive():
+                    if not server.running():
                         msg = "server died during %s/%s %s" % (pt.scenario, pt.step, pt.x_label)
                         self.progress.message("%s %s: %s" % (run.scenario, label, msg))
                         self.anomalies.append({"where": "%s %s" % (run.scenario, label),
@@ -485,11 +484,11 @@ class Runner:
                 if sampler:
                     sampler.stop()
                 t1 = time.monotonic()
-                server.stop()
+                anomalies = stop_server(server)
                 rec["stop_s"] = time.monotonic() - t1
-                rec["exit_code"] = server.exit_code
+                rec["exit_code"] = server.proc.returncode if server.proc else None
                 rec["log"] = getattr(server, "log_path", None)
-                for an in server.anomalies:
+                for an in anomalies:
                     self.anomalies.append({"where": "%s %s" % (run.scenario, label), "what": an})
                 if tmp:
                     shutil.rmtree(tmp, ignore_errors=True)
@@ -670,7 +669,7 @@ class Runner:
             _, _, _, conn = loadgen.timed_get(server.base_url, pt.path, conn)
         conn.close()
         time.sleep(0.2)
-        before = srv.snapshot(server.pid) if server.pid else None
+        before = snapshot(server.pid) if server.pid else None
         idle = loadgen.IdleConnections(server.host, server.port, pt.path)
         t0 = time.monotonic()
         try:
@@ -699,6 +698,25 @@ class Runner:
         return m
 
 
+def stop_server(server, timeout=10.0):
+    """SIGTERM and wait; returns what went wrong, for the report's anomalies."""
+    if isinstance(server, TargetServer) or server.proc is None:
+        return []       # nothing was started
+    was_running = server.running()
+    rc = server.stop(timeout)
+    out = []
+    if not was_running:
+        out.append("had exited (%s) before it was stopped"
+                   % launch.describe_status(server.proc.returncode))
+    elif rc is None:
+        out.append("did not exit within %.0f s of SIGTERM; killed" % timeout)
+    elif rc != 0:
+        out.append("%s after SIGTERM (expected exit status 0)" % launch.describe_status(rc))
+    out += ["child process %d still running after the server exited; killed" % pid
+            for pid in server.orphans]
+    return out
+
+
 def list_things(runner):
     print("profiles:")
     for name, p in runner.profiles.items():
@@ -711,7 +729,7 @@ def list_things(runner):
     for m in runner.models:
         print("  %-10s %-7s %-9s modes: %s  (%s)" % (m.name, m.role,
                                                    "built" if m.built else "not built",
-                                                   ", ".join(m.modes), m.bin))
+                                                   ", ".join(m.modes), m.program))
 
 
 def main(argv=None):
@@ -722,7 +740,7 @@ def main(argv=None):
             list_things(runner)
             return 0
         return runner.run()
-    except config.ConfigError as e:
+    except (config.ConfigError, registry.RegistryError) as e:
         sys.stderr.write("bench: %s\n" % e)
         return 2
 

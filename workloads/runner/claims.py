@@ -23,10 +23,16 @@ class Data:
             bad = p.get("error") or (p["kind"] != "idle" and errs > 0.01 * max(total, 1))
             (self.failed if bad else self.points).append(p)
         self.cores = doc.get("pinning", {}).get("server_cores") or 1
-        # a role is "in this run" when its model was built and has points in this run
+        # A role is "in this run" when its model was built and has points in this run. The
+        # claims compare triad's own models (the registry's roles, workloads/models.toml): a
+        # peer (the real runtime) shares its mirror's role but never stands in for it.
         ran = {p["model"] for p in doc.get("points", [])}
         self.roles = {}
+        self.role_names = dict(doc.get("roles", {}))   # role -> model, from the registry
         for m in doc.get("models", []):
+            if m.get("kind") == "peer":
+                continue
+            self.role_names.setdefault(m["role"], m["name"])
             if m.get("built") and m["name"] in ran and m["role"] not in self.roles:
                 self.roles[m["role"]] = m["name"]
 
@@ -122,8 +128,8 @@ def missing(d, *roles):
     gone = [r for r in roles if d.model(r) is None]
     if not gone:
         return None
-    names = {"python": "threaded", "node": "evloop", "go": "coro", "floor": "baseline"}
-    return "%s: %s not in this run" % (NOT_TESTED, ", ".join(names.get(r, r) for r in gone))
+    return "%s: %s not in this run" % (NOT_TESTED, ", ".join(d.role_names.get(r, r)
+                                                          for r in gone))
 
 
 def cpu_level(d, model, mode):

@@ -1,4 +1,4 @@
-"""Models registry, profiles, scenario files, and the plan built from them."""
+"""Profiles, scenario files, and the plan built from them and the models (registry.py)."""
 
 import glob
 import os
@@ -26,52 +26,6 @@ def load_toml(path):
             return tomllib.load(f)
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise ConfigError("%s: %s" % (path, e))
-
-
-# ------------------------------------------------------------------------- models
-
-@dataclass
-class Model:
-    name: str
-    bin: str
-    role: str
-    modes: dict
-    endpoints: list = None
-
-    @property
-    def built(self):
-        return os.path.isfile(self.bin) and os.access(self.bin, os.X_OK)
-
-    def mode_args(self, mode):
-        """Arguments for a mode name like "gil" or "gil+workers2"; None if unsupported."""
-        args = []
-        for part in mode.split("+"):
-            if part not in self.modes:
-                return None
-            args += list(self.modes[part])
-        return args
-
-    def serves(self, path):
-        if not self.endpoints:
-            return True
-        p = path.split("?", 1)[0]
-        return any(p == e or p.startswith(e.rstrip("/") + "/") for e in self.endpoints)
-
-
-def load_models(path, build_dir):
-    data = load_toml(path).get("models", {})
-    models = []
-    for name, m in data.items():
-        if "bin" not in m:
-            raise ConfigError("%s: model %s has no bin" % (path, name))
-        b = m["bin"] if os.path.isabs(m["bin"]) else os.path.join(build_dir, m["bin"])
-        modes = m.get("modes", {"default": []})
-        for mode, args in modes.items():
-            if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
-                raise ConfigError("%s: %s mode %s: args must be a list of strings"
-                                  % (path, name, mode))
-        models.append(Model(name, b, m.get("role", name), modes, m.get("endpoints")))
-    return models
 
 
 # ----------------------------------------------------------------------- profiles

@@ -20,7 +20,7 @@ class LoadError(RuntimeError):
     pass
 
 
-def _taskset(cpus):
+def taskset(cpus):
     return ["taskset", "-c", ",".join(str(c) for c in cpus)] if cpus else []
 
 
@@ -39,7 +39,7 @@ def run_wrk(url, connections, duration_s, threads, script, script_args=(), cpus=
     """One wrk run; returns a flat metrics dict (latencies in ms)."""
     duration = max(1, int(round(duration_s)))
     threads = max(1, min(threads, connections))
-    cmd = _taskset(cpus) + [
+    cmd = taskset(cpus) + [
         "wrk", "-t", str(threads), "-c", str(connections), "-d", "%ds" % duration,
         "--timeout", "%ds" % WRK_TIMEOUT_S, "--latency", "-s", script,
         "-H", "Connection: keep-alive",
@@ -96,7 +96,7 @@ def warmup_h2load(url, connections, duration_s, threads, pipeline=1, method="GET
     """A closed-loop warm-up shorter than wrk's 1 s minimum: h2load as fast as it can for
     duration_s on the same number of connections (pipelined like the measured runs).
     Returns the number of failed requests."""
-    cmd = _taskset(cpus) + ["h2load", "--h1", "-c", str(connections),
+    cmd = taskset(cpus) + ["h2load", "--h1", "-c", str(connections),
                             "-t", str(max(1, min(threads, connections))),
                             "-m", str(max(1, pipeline)), "-D", "%dms" % int(duration_s * 1000)]
     body_file = None
@@ -131,7 +131,7 @@ _H2_STATUS = re.compile(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5
 
 
 def _h2load_cmd(url, clients, rps_per_client, duration_s, warmup_s, log_file, cpus):
-    cmd = _taskset(cpus) + ["h2load", "--h1", "-c", str(clients), "-t", "1", "-m", "1",
+    cmd = taskset(cpus) + ["h2load", "--h1", "-c", str(clients), "-t", "1", "-m", "1",
                             "--rps", "%.6g" % rps_per_client, "-D", "%dms" % int(duration_s * 1000)]
     if warmup_s > 0:
         cmd += ["--warm-up-time", "%dms" % int(warmup_s * 1000)]

@@ -5,7 +5,7 @@ import json
 import os
 import sys
 
-from claims import num
+from workloads.runner.claims import num
 
 CSV_FIELDS = [
     "scenario", "step", "kind", "model", "mode", "connections", "variables", "path", "rate",
@@ -469,7 +469,7 @@ def write_all(doc, out, plots=True):
     plot_files = []
     if plots:
         try:
-            import plots as plotmod
+            from workloads.runner import plots as plotmod
             plot_files = plotmod.write_plots(doc, out)
         except ImportError as e:
             sys.stderr.write("warning: no plots (%s); install python3-matplotlib\n" % e)

@@ -7,6 +7,8 @@ parses: results.json, results.csv, report.md with its claims table, and valid PN
 Then feeds made-up numbers to the claims evaluator to check that each verdict is reachable.
 Nothing here depends on timing or on the numbers measured. Exit 77 (skip) when a tool the
 runner needs (wrk, h2load, taskset, matplotlib) is missing.
+
+    /usr/bin/python3 -m workloads.tests.smoke --build-dir BUILD_DIR    (from the source root)
 """
 
 import argparse
@@ -19,9 +21,10 @@ import subprocess
 import sys
 import tempfile
 
+from workloads.runner import claims
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-WORKLOADS = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(WORKLOADS, "runner"))
+ROOT = os.path.dirname(os.path.dirname(HERE))
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -38,13 +41,13 @@ def check(cond, what):
 
 
 def run_runner(build_dir, out):
-    cmd = [sys.executable, os.path.join(WORKLOADS, "runner", "bench.py"),
+    cmd = [sys.executable, "-m", "workloads.runner.bench",
            "--build-dir", build_dir, "--scenario-file", os.path.join(HERE, "smoke.toml"),
            "--model", "baseline", "--duration", "1", "--warmup", "0", "--repeats", "1",
            "--out", out]
     print("$ " + " ".join(cmd), flush=True)
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                       timeout=240)
+                       timeout=240, cwd=ROOT)
     print(p.stdout)
     check(p.returncode == 0, "runner exited with %d" % p.returncode)
     return p.stdout
@@ -97,8 +100,6 @@ def fake_point(scenario, step, model, mode, conns, rps, **extra):
 
 def check_claims():
     """The claims logic on made-up numbers: each verdict must be reachable."""
-    import claims
-
     models = [{"name": n, "role": r, "built": True}
               for n, r in (("threaded", "python"), ("evloop", "node"), ("coro", "go"),
                            ("baseline", "floor"))]

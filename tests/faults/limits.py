@@ -2,7 +2,7 @@
 """Run a command with a file-size limit and/or as another user, replacing this process (the
 command keeps its pid, so the suite can signal it).
 
-    launch.py [--fsize BYTES] [--as BYTES] [--nproc N] [--uid UID --gid GID] -- COMMAND [ARGS...]
+    limits.py [--fsize BYTES] [--as BYTES] [--nproc N] [--uid UID --gid GID] -- COMMAND [ARGS...]
 
 --fsize sets RLIMIT_FSIZE: a write past BYTES fails (EFBIG, or SIGXFSZ if the command does not
 ignore it): a full disk without mounting anything. SIGXFSZ is reset to its default first, so a
@@ -23,7 +23,7 @@ import sys
 
 def main(argv):
     if "--" not in argv:
-        print("usage: launch.py [--fsize BYTES] [--uid UID --gid GID] -- COMMAND...",
+        print("usage: limits.py [--fsize BYTES] [--uid UID --gid GID] -- COMMAND...",
               file=sys.stderr)
         return 2
     i = argv.index("--")
