@@ -59,7 +59,7 @@ static int db_pg_ready(struct db_pg *db)
     if (db->conn == NULL)
         db->conn = pg_connect_blocking(db->conninfo);
     else
-        PQreset(db->conn);
+        PQreset(db->conn); /* keeps the notice processor */
     hook_blocking_exit();
     db->prepared = false;
     if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK)

@@ -3,6 +3,7 @@
 
 #include "cache.h"
 #include "check.h"
+#include "pg_async.h"
 #include "upstream.h"
 #include "triad_config.h"
 
@@ -123,6 +124,7 @@ static size_t metrics_gauges(struct metrics_gauge *g, size_t cap)
     if (metrics_model_gauges)
         n += metrics_model_gauges(g + n, cap - n);
     n += upstream_gauges(g + n, cap - n);
+    n += pg_async_gauges(g + n, cap - n);
     return n;
 }
 

@@ -54,11 +54,27 @@ void pg_conn_params(const char *conninfo, const char **keys, const char **values
     keys[10] = values[10] = NULL;
 }
 
+/* Notices (CREATE TABLE IF NOT EXISTS's "already exists, skipping") are not errors, and a
+ * server never logs per request: dropped. */
+static void pg_notice_cb(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+void pg_quiet(PGconn *conn)
+{
+    if (conn != NULL)
+        PQsetNoticeProcessor(conn, pg_notice_cb, NULL);
+}
+
 PGconn *pg_connect_blocking(const char *conninfo)
 {
     const char *keys[PG_PARAMS_MAX], *values[PG_PARAMS_MAX];
     pg_conn_params(conninfo, keys, values);
-    return PQconnectdbParams(keys, values, 1);
+    PGconn *conn = PQconnectdbParams(keys, values, 1);
+    pg_quiet(conn);
+    return conn;
 }
 
 int pg_result_errno(const PGresult *res)

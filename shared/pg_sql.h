@@ -42,7 +42,10 @@ extern const char *const pg_stmt_sql[PG_ST_COUNT];
  * `out` must hold PG_PARAMS_MAX entries (NULL-terminated). */
 #define PG_PARAMS_MAX 12
 void pg_conn_params(const char *conninfo, const char **keys, const char **values);
-/* A blocking connect with those options; NULL only when out of memory (check PQstatus). */
+/* Drops the connection's notices. */
+void pg_quiet(PGconn *conn);
+/* A blocking connect with those options, quiet; NULL only when out of memory (check
+ * PQstatus). */
 PGconn *pg_connect_blocking(const char *conninfo);
 
 /* A result's meaning: 0 (it succeeded), -EBUSY (a serialization failure or a deadlock: try

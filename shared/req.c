@@ -2,6 +2,7 @@
 #include "req_impl.h"
 
 #include "check.h"
+#include "pg_async.h"
 #include "route.h"
 
 #include <errno.h>
@@ -123,6 +124,8 @@ void req_release(struct req *r)
     if (r->out_owned)
         free((void *)r->out);
     req_task_release(&r->root);
+    pg_op_destroy(r->db_async);
+    r->db_async = NULL;
     r->body = r->scratch = NULL;
     r->doc = NULL;
     r->out = NULL;
@@ -139,12 +142,29 @@ const char *req_arg(const struct req *r, const char *name)
 
 /* ---- the step machine -------------------------------------------------------------------- */
 
-/* The root task runs the endpoint. The request's `finished` is the task's. */
+/* PostgreSQL's non-blocking path: steps the operation on the root task. Returns true with the
+ * wait in *w while it goes on; false once it has ended, its result in db_rc. */
+static bool req_db_async_step(struct req *r, enum req_wait *w)
+{
+    *w = pg_op_step(&r->root, r->db_async);
+    if (*w != REQ_DONE)
+        return true;
+    r->db_rc = pg_op_result(r->db_async);
+    pg_op_destroy(r->db_async);
+    r->db_async = NULL;
+    return false;
+}
+
+/* The root task runs the endpoint (and, in between, a non-blocking database operation). The
+ * request's `finished` is the task's. */
 static enum req_wait req_root_step_cb(struct req_task *t)
 {
     struct req *r = t->req;
     TRIAD_ASSERT(r->step_fn != NULL, "stepping an unrouted request");
-    enum req_wait w = r->step_fn(r);
+    enum req_wait w;
+    if (r->db_async != NULL && req_db_async_step(r, &w))
+        return w;
+    w = r->step_fn(r);
     t->finished = r->finished;
     return w;
 }
@@ -193,7 +213,15 @@ static int req_db_call_cb(struct req_task *t, struct db *db)
 enum req_wait req_await_db(struct req *r, int next_pc)
 {
     r->db_rc = 0;
-    return req_task_await_call(&r->root, next_pc, req_db_call_cb, true);
+    if (!pg_async_enabled())
+        return req_task_await_call(&r->root, next_pc, req_db_call_cb, true);
+    /* PostgreSQL for a model whose drivers wait on the socket: the request's own task runs
+     * the protocol, starting now. */
+    r->root.pc = next_pc;
+    r->db_async = pg_op_create(&r->db_op);
+    if (r->db_async == NULL)
+        return req_reply_error(r, 503, "out of memory");
+    return req_root_step_cb(&r->root);
 }
 
 enum req_wait req_await_sleep(struct req *r, int next_pc, unsigned ms)

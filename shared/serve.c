@@ -119,11 +119,35 @@ int serve_listen(const char *prog, const char *host, int port, int *bound_port)
     return fd;
 }
 
+/* The database as the start-up line shows it: a PostgreSQL password is replaced by "***"
+ * (postgresql://user:secret@host/db, password=secret). */
+static void serve_db_shown(const char *db, char *out, size_t len)
+{
+    const char *scheme = strstr(db, "://");
+    const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
+    const char *colon = at ? memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) : NULL;
+    const char *pw = strstr(db, "password=");
+    const char *cut = NULL, *resume = NULL;
+    if (db_target_is_pg(db) && colon != NULL) {
+        cut = colon + 1;
+        resume = at;
+    } else if (db_target_is_pg(db) && pw != NULL) {
+        cut = pw + 9;
+        resume = cut + strcspn(cut, " &");
+    }
+    if (cut == NULL)
+        snprintf(out, len, "%s", db);
+    else
+        snprintf(out, len, "%.*s***%s", (int)(cut - db), db, resume);
+}
+
 void serve_announce(const char *prog, const struct cli_common *c, int port, const char *settings)
 {
     bool v6 = strchr(c->host, ':') != NULL;
+    char db[512];
+    serve_db_shown(c->db, db, sizeof(db));
     printf("%s %s listening on http://%s%s%s:%d (model=%s %s db=%s)\n", prog, TRIAD_VERSION,
-           v6 ? "[" : "", c->host, v6 ? "]" : "", port, metrics_model(), settings, c->db);
+           v6 ? "[" : "", c->host, v6 ? "]" : "", port, metrics_model(), settings, db);
     fflush(stdout);
 }
 

@@ -5,7 +5,9 @@
 #include "dbpool.h"
 
 #include "check.h"
+#include "db.h"
 #include "http.h"
+#include "pg_async.h"
 
 #include <errno.h>
 
@@ -168,10 +170,15 @@ const struct http_model exec_http_model = {
 
 int exec_init(const struct exec_config *cfg)
 {
+    if (db_target_is_pg(cfg->db_path))
+        return pg_async_init(cfg->db_path, cfg->db_max_open, cfg->db_idle);
     return dbpool_init(cfg->db_path, cfg->db_idle);
 }
 
 void exec_close(void)
 {
-    dbpool_close();
+    if (pg_async_enabled())
+        pg_async_close();
+    else
+        dbpool_close();
 }

@@ -25,11 +25,14 @@
 extern const struct http_model exec_http_model;
 
 struct exec_config {
-    const char *db_path;
-    unsigned db_idle; /* idle connections the pool keeps (database/sql's SetMaxIdleConns) */
+    const char *db_path;  /* a sqlite file, or a PostgreSQL connection string */
+    unsigned db_idle;     /* idle connections the pool keeps (database/sql's SetMaxIdleConns) */
+    unsigned db_max_open; /* PostgreSQL: connections open at most (SetMaxOpenConns); 0: no cap */
 };
 
-/* Sets up the database pool. Returns 0 or a negative errno. */
+/* Sets up the database pool: sqlite connections checked out per call (dbpool.c), or, for
+ * PostgreSQL, the non-blocking pool whose operations park on the netpoller (pg_async.h), as
+ * pgx and lib/pq do. Returns 0 or a negative errno. */
 int exec_init(const struct exec_config *cfg);
 /* Closes the idle connections; none may be checked out. */
 void exec_close(void);

@@ -91,7 +91,7 @@
 
 /* The one server of this process. The hooks and the gauges carry no context pointer of ours. */
 static struct {
-    long long procs, stack_kib, db_idle;
+    long long procs, stack_kib, db_idle, db_max_open;
     struct cli_common common;
     sigset_t signals;
     int listen_fd;
@@ -165,7 +165,9 @@ static int coro_serve(void)
 {
     struct coro_config cfg = {.procs = (unsigned)coro.procs,
                               .stack_size = (size_t)coro.stack_kib * 1024};
-    struct exec_config ec = {.db_path = coro.common.db, .db_idle = (unsigned)coro.db_idle};
+    struct exec_config ec = {.db_path = coro.common.db,
+                             .db_idle = (unsigned)coro.db_idle,
+                             .db_max_open = (unsigned)coro.db_max_open};
     struct http_config hc = {.model = &exec_http_model,
                              .listen_fd = coro.listen_fd,
                              .limits = http_limits_from(&coro.common)};
@@ -205,7 +207,9 @@ int main(int argc, char **argv)
         {"procs", CLI_INT, &coro.procs, 1, 1024, "N", "GOMAXPROCS; default $GOMAXPROCS or CPUs"},
         {"stack-kib", CLI_INT, &coro.stack_kib, 16, 8192, "KIB", "stack reserved per goroutine"},
         {"db-idle", CLI_INT, &coro.db_idle, 0, 4096, "N",
-         "idle sqlite connections kept (database/sql's SetMaxIdleConns; Go's default is 2)"},
+         "idle database connections kept (database/sql's SetMaxIdleConns; Go's default is 2)"},
+        {"db-max-open", CLI_INT, &coro.db_max_open, 0, 100000, "N",
+         "PostgreSQL connections open at most (SetMaxOpenConns); 0: no limit, Go's default"},
     };
     const struct cli_model cli = {"triad-coro",
                                   "Goroutines on an M:N work-stealing scheduler (Go's runtime).",

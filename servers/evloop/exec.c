@@ -7,6 +7,7 @@
 #include "check.h"
 #include "db.h"
 #include "http.h"
+#include "pg_async.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -250,12 +251,18 @@ int exec_init(const struct exec_config *cfg)
 {
     exec.cfg = *cfg;
     exec.suspended = 0;
-    return -pthread_key_create(&exec.db_key, exec_db_close_cb);
+    int rc = -pthread_key_create(&exec.db_key, exec_db_close_cb);
+    /* pg.Pool keeps every client it opened until it has been idle for 10 s: max idle = max. */
+    if (rc == 0 && db_target_is_pg(cfg->db_path))
+        rc = pg_async_init(cfg->db_path, cfg->pg_pool, cfg->pg_pool);
+    return rc;
 }
 
 void exec_close(void)
 {
     TRIAD_ASSERT(exec.suspended == 0, "exec_close: requests still waiting");
+    if (pg_async_enabled())
+        pg_async_close();
     pthread_key_delete(exec.db_key);
 }
 

@@ -36,9 +36,12 @@ struct exec_config {
     struct pool *pool;   /* for REQ_CALL, unless loop_db takes a database call */
     const char *db_path; /* each pool thread opens its own connection to it */
     struct db *loop_db;  /* --db-on-loop: L's own connection; NULL otherwise */
+    unsigned pg_pool;    /* PostgreSQL: connections open at most (pg.Pool's max) */
 };
 
-/* Returns 0 or a negative errno. Before the first request. */
+/* With PostgreSQL, sets up the non-blocking pool whose operations run on L (pg_async.h), as
+ * node-postgres does: no pool thread ever touches the database. Returns 0 or a negative errno.
+ * Before the first request. */
 int exec_init(const struct exec_config *cfg);
 /* After the pool has been destroyed (its threads closed their connections on exit). */
 void exec_close(void);

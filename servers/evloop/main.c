@@ -176,7 +176,7 @@
 /* The one server of this process: its options and its parts. Everything but the pool's
  * threads runs on L, so nothing here is shared across threads except through the pool. */
 static struct {
-    long long pool_size, cluster;
+    long long pool_size, cluster, pg_pool;
     bool db_on_loop;
     struct cli_common common;
     sigset_t signals;
@@ -324,12 +324,16 @@ static int evloop_start(void)
         goto fail_signals;
     if ((rc = pool_create(evloop.loop, (unsigned)evloop.pool_size, &evloop.pool)) != 0)
         goto fail_delay;
-    if (evloop.db_on_loop && (rc = db_open(evloop.common.db, &evloop.loop_db)) != 0)
+    /* --db-on-loop is sqlite's story (better-sqlite3); PostgreSQL always runs on L, without
+     * blocking it (node-postgres). */
+    if (evloop.db_on_loop && !db_target_is_pg(evloop.common.db) &&
+        (rc = db_open(evloop.common.db, &evloop.loop_db)) != 0)
         goto fail_pool;
     struct exec_config ec = {.loop = evloop.loop,
                              .pool = evloop.pool,
                              .db_path = evloop.common.db,
-                             .loop_db = evloop.loop_db};
+                             .loop_db = evloop.loop_db,
+                             .pg_pool = (unsigned)evloop.pg_pool};
     if ((rc = exec_init(&ec)) != 0)
         goto fail_db;
     if ((rc = evloop_http_start()) != 0)
@@ -407,11 +411,14 @@ int main(int argc, char **argv)
 {
     evloop.pool_size = evloop_pool_size_env();
     evloop.cluster = 1;
+    evloop.pg_pool = 10; /* pg.Pool's max */
     cli_common_defaults(&evloop.common);
     evloop.common.upstream_idle = 256; /* http.Agent's maxFreeSockets */
     const struct cli_opt opts[] = {
         {"pool", CLI_INT, &evloop.pool_size, 1, POOL_SIZE_MAX, "N",
          "pool threads for database work (UV_THREADPOOL_SIZE)"},
+        {"pg-pool", CLI_INT, &evloop.pg_pool, 1, 100000, "N",
+         "PostgreSQL connections open at most (pg.Pool's max)"},
         {"db-on-loop", CLI_FLAG, &evloop.db_on_loop, 0, 0, "",
          "run database work on the loop thread (better-sqlite3, node:sqlite)"},
         {"cluster", CLI_INT, &evloop.cluster, 1, 256, "N",
