@@ -15,8 +15,10 @@
  *         repeat 64 times: x = (x ^ (x >> 27)) * 0x94D049BB133111EB   (mod 2^64)
  *     digest = x as 16 lowercase hex digits
  *
- * Every CPU_SAFEPOINT_EVERY iterations (about 5-10 us of work) the loop calls hook_safepoint(),
- * where a GIL may be dropped or a goroutine preempted.
+ * Every CPU_SAFEPOINT_EVERY iterations the loop calls hook_safepoint(), where a GIL may be
+ * dropped or a goroutine preempted: every 5.7 us of work on the results machine (64 iterations
+ * of 88.9 ns, the README's figure), about a thousand times shorter than CPython's 5 ms switch
+ * interval and Go's 10 ms preemption, so neither waits measurably for a safe point.
  */
 #ifndef TRIAD_CPU_H
 #define TRIAD_CPU_H

@@ -3,7 +3,8 @@
  * The core knows nothing of threads, loops or coroutines, but two kinds of code in it matter to
  * a scheduler:
  *
- *   safe point  - CPU-heavy loops (the /cpu digest) call hook_safepoint() every ~20 us of work.
+ *   safe point  - CPU-heavy loops (the /cpu digest) call hook_safepoint() regularly (cpu.h says
+ *                 how often).
  *                 The threaded model's GIL hangs its drop request off it (CPython checks its
  *                 eval breaker at loop back-edges); the coroutine model hangs Go-style
  *                 preemption off it (Go checks a poisoned stack guard at function prologues).

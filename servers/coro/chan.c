@@ -7,8 +7,8 @@
  * (Go measures about 50 ns per hand-off in runqgrab's comment; see workloads/micro).
  *
  * A goroutine that must wait enqueues its sudog under the channel's lock and parks; the lock
- * (lock.c) is released by its M's g0 after the switch (park's unlock callback), so a waker that finds
- * the sudog always finds a goroutine that is fully parked.
+ * (lock.c) is released by its M's g0 after the switch (park's unlock callback), so a waker that
+ * finds the sudog always finds a goroutine that is fully parked.
  */
 #include "gmp.h"
 

@@ -6,29 +6,32 @@
  * Requests run as goroutines: coroutines with their own small stacks, multiplexed over a few
  * OS threads by a scheduler that is a C rendering of Go's (proc.c opens with its essay: G, M,
  * P, run queues, stealing, spinning, sysmon, the netpoller). A goroutine that waits (a timer, a
- * WaitGroup, the network) parks and holds no thread; one that blocks in sqlite holds its thread
+ * WaitGroup, a socket) parks and holds no thread; one that blocks in sqlite holds its thread
  * but, after a sysmon tick, not its P, so the other goroutines keep running on another thread.
  * CPU-bound goroutines are preempted after 10 ms at the core's safe points.
  *
  * Concepts:
  *
- *   S - shard: one libmicrohttpd daemon in external epoll mode. There are GOMAXPROCS of them,
- *       all accepting from the shared listening socket; a connection stays on the shard that
- *       accepted it. Each shard's epoll instance is registered in the netpoller.
- *   N - netpoller goroutine: one per shard. It parks on the shard's epoll descriptor, and when
- *       the netpoller readies it, runs MHD_run, which reads requests and writes responses. Any
- *       M may run it; it is not bound to a thread.
- *   R - request goroutine: created by N for each complete request. When every P is busy, R
- *       runs inline on N's M at once (coro_run_inline): a request that never waits finishes
- *       there and its response is queued before MHD_run returns, with no suspend and no
- *       hand-off to another thread; at its first wait, or when preempted, R detaches: N
- *       suspends the connection and queues R in runnext. When a P is idle, N does what `go`
- *       does instead: suspends the connection, puts R in runnext and wakes the idle P, which
- *       steals it. Either way R finishes on whatever M runs it and resumes the connection.
- *   D - a database wait: a connection checked out of a pool (dbpool.c, database/sql's shape),
- *       each sqlite3_step between entersyscall and exitsyscall (the core's blocking hooks).
- *   T - a wait for time (/io) is a timer on the current P; a fan-out (/fanout) spawns N
- *       goroutines and waits on a WaitGroup.
+ *   S - shard (shard.c): one HTTP server of the core, driven from outside. There are
+ *       GOMAXPROCS of them, all accepting from the shared listening socket; a connection stays
+ *       on the shard that accepted it.
+ *   D - shard driver: a goroutine per shard that parks on the netpoller until the shard's
+ *       descriptor is readable, its deadline passes or a resume kicks it, then runs the server
+ *       once (accept, read, parse, start request goroutines, write answers). Any M may run it;
+ *       it is not bound to a thread.
+ *   R - request goroutine (exec.c): runs the request's task; every wait parks it (exec.h lists
+ *       how). When every P is busy, R runs inline on D's M at once (coro_run_inline): a request
+ *       that never waits is answered before the server's run returns, with no suspend and no
+ *       hand-off to another thread; at its first wait, or when preempted, R detaches: D
+ *       suspends the connection and queues R in runnext. When a P is idle, D does what `go`
+ *       does: suspends the connection, puts R in runnext and wakes the idle P, which steals it.
+ *       Either way R finishes on whatever M runs it and resumes the connection.
+ *   C - a database wait: sqlite through a connection checked out of a pool (dbpool.c,
+ *       database/sql's shape), each sqlite3_step between entersyscall and exitsyscall (the
+ *       core's blocking hooks); PostgreSQL through libpq's non-blocking API, R parked on the
+ *       netpoller between the steps of the protocol, as pgx and lib/pq do (shared/pg_async.h).
+ *   J - a join (/fanout, /upstream?calls=N): N goroutines and a WaitGroup. A call to the
+ *       upstream service parks on the netpoller for connect, write and read, as a net.Conn does.
  *
  * What it mirrors, and how faithfully
  * ===================================
@@ -42,32 +45,42 @@
  * Where it differs from a Go program:
  *   - net/http runs one goroutine per connection that parses, handles and writes; here
  *     libmicrohttpd parses and writes, sharded by GOMAXPROCS, and a goroutine runs per request.
+ *   - net/http's Transport runs a read loop and a write loop goroutine per upstream connection
+ *     (transport.go, persistConn.readLoop/writeLoop); here the call's own goroutine connects,
+ *     writes and reads, parking on the netpoller at each step. The keep-alive pool keeps
+ *     MaxIdleConnsPerHost = 2 idle connections, Go's default.
  *   - Preemption is only at safe points (Go's synchronous kind); see proc.c.
  *   - Stacks are fixed 64 KiB reservations, not 2 KiB stacks that grow: a parked goroutine
  *     costs its touched pages (4-8 KiB) where Go's costs 2-3 KiB.
+ *   - A goroutine that cannot get a stack, or an M that cannot be started, is refused with a
+ *     503 (coro.h); Go throws ("failed to create new OS thread") and the process dies.
  *   - No garbage collector.
  *
  * Rejected designs
  * ================
  *
- *   1. libmicrohttpd's own threads (MHD_USE_INTERNAL_POLLING_THREAD, thread pool): network
+ *   1. libmicrohttpd's own threads (an internal polling thread or its thread pool): network
  *      readiness would be handled by threads the scheduler does not know, and a hand-off to the
  *      scheduler would cost every request a cross-thread wake-up.
- *   2. One daemon driven by one goroutine: HTTP for the whole process would be serialised on
+ *   2. One server driven by one goroutine: HTTP for the whole process would be serialised on
  *      one M, and /json could not scale with --procs.
- *   3. Spawning the request goroutine into runnext, as `go` does, and suspending every
- *      connection: each request would pay a suspend, an eventfd write and another MHD_run to
- *      be resumed, even when it never waits.
+ *   3. Running every request inline on the driver's M: with a P idle, the requests of one
+ *      shard would run one after another on one M while the other P had nothing to do. (The
+ *      opposite, spawning every request into runnext and suspending every connection as `go`
+ *      does, makes a request that never waits pay a suspend, a wake-up and another run of the
+ *      server: it is what happens, deliberately, only while a P is idle.)
  *   4. A sqlite connection per M: a goroutine that comes back from a blocking call on another
  *      M would use the first M's connection while that M runs someone else.
  *
  * Invariants
  * ==========
  *
- *   - A shard's daemon is driven by its netpoller goroutine only (MHD_run is not re-entrant).
+ *   - A shard's server is run by its driver goroutine only (a server's run is not
+ *     re-entrant).
  *   - A connection is suspended before its detached request goroutine is published, and
- *     resumed exactly once, by that goroutine, when the request is finished.
- *   - A sqlite connection is held by one goroutine at a time, for one database wait.
+ *     resumed exactly once, by that goroutine (or, if the goroutine could not be started, by
+ *     the driver that suspended it), when the request is finished.
+ *   - A database connection is held by one goroutine at a time, for one database wait.
  */
 #include "coro.h"
 #include "exec.h"

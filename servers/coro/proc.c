@@ -39,10 +39,10 @@
  * still there, else any idle P; with none, it puts its G on the global queue and parks.
  *
  * Preemption. sysmon sets a G's `preempt` flag when its P has run the same time slice for
- * 10 ms. The core's CPU loops call hook_safepoint() every ~10 us of work, which yields if the
- * flag is set: Go's synchronous preemption (its function prologues check a poisoned stack
- * guard). Go also preempts asynchronously, with SIGURG and a register spill, code that makes
- * no calls at all; C cannot switch stacks safely from a signal handler in arbitrary code, so a
+ * 10 ms. The core's CPU loops call hook_safepoint() every few microseconds (cpu.h), which
+ * yields if the flag is set: Go's synchronous preemption (its function prologues check a
+ * poisoned stack guard). Go also preempts asynchronously, with SIGURG and a register spill,
+ * code that makes no calls at all; C cannot switch stacks safely from a signal handler in arbitrary code, so a
  * loop with no safe point here runs until it ends, as Go code did before 1.14 (or with
  * GODEBUG=asyncpreemptoff=1).
  *
@@ -53,15 +53,17 @@
  *
  *   - No garbage collector, no stack growth: stacks are fixed reservations (stack.c).
  *   - The HTTP server is libmicrohttpd, not net/http: one goroutine per request, not per
- *     connection. libmicrohttpd's connections are sharded over GOMAXPROCS daemons, each driven
- *     by a netpoller goroutine (main.c) that any M may run.
- *   - The netpoller fast path (coro_run_inline): when every P is busy, the netpoller goroutine
- *     runs a new request's goroutine immediately on its own M, waiting for it, and the
- *     request leaves the M only at its first wait (or preemption). Go would put the new G in
- *     runnext and run it after the netpoller G parks; both stay on one M, and a request that
- *     never waits pays no hand-off either way. Here it also lets the response be queued
- *     without suspending the connection. When a P is idle, main.c does what Go does, so that
- *     the idle P can steal the request.
+ *     connection. Its connections are sharded over GOMAXPROCS servers, each run by a driver
+ *     goroutine (shard.c) that any M may run.
+ *   - The inline fast path (coro_run_inline): when every P is busy, the shard's driver runs a
+ *     new request's goroutine immediately on its own M, waiting for it, and the request
+ *     leaves the M only at its first wait (or preemption). Go would put the new G in runnext
+ *     and run it after the driver G parks; both stay on one M, and a request that never waits
+ *     pays no hand-off either way. Here it also lets the response be queued without
+ *     suspending the connection. When a P is idle, exec.c does what Go does, so that the idle
+ *     P can steal the request.
+ *   - A G that cannot get a stack, or that needs an M that cannot be started, is refused
+ *     (coro_go returns an error; coro.h); Go throws and the process dies.
  *   - M parking uses a mutex and condition variable per M, not a futex word (ThreadSanitizer
  *     understands the former).
  *   - Ms are never destroyed before shutdown (Go keeps them too, apart from locked threads).

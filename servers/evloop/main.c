@@ -13,39 +13,24 @@
  *
  * Concepts:
  *
- *   L - the loop thread (loop.c): owns the epoll set, the timers and every request. Runs
- *       libmicrohttpd, routing, endpoint code, JSON and HTML. Never waits except in the poll.
- *   D - libmicrohttpd's daemon (daemon_io.c), driven by L: its own epoll set nested in L's,
- *       MHD_run when that is ready, its timeout kept as a timer of L's.
- *   R - a request: the core's step machine (shared/req.h), stepped only on L (driver.c).
- *       Between steps it is a suspended libmicrohttpd connection plus a callback: a timer's or
- *       a completion's.
+ *   L - the loop thread (loop.c): owns the epoll set, the timers and every request. Runs the
+ *       HTTP server, routing, endpoint code, JSON and HTML. Never waits except in the poll.
+ *       loop.c lists the phases of one iteration, in libuv's order.
+ *   H - the HTTP server (server_io.c), driven by L: its descriptor watched like any other,
+ *       its deadline a timer of L's, and a turn in the next pending round when a callback has
+ *       resumed a request (libuv's uv__io_feed): one run of the server for all of them.
+ *   R - a request: the core's task (shared/req.h), stepped only on L (exec.c). Between steps
+ *       it is a suspended connection plus a callback that will step it on: a timer's, a
+ *       watcher's, a pool completion's.
  *   T - a timer (loop.c): a deadline in L's min-heap. /io is one, /fanout is N and a countdown.
- *   P - a pool thread (pool.c): 4 by default, started on the first database query. Runs the
- *       database work of a step and nothing else.
+ *   S - a socket watcher: a call to the upstream service (/upstream) or a PostgreSQL query,
+ *       written to in a callback and waited for with a level-triggered watcher (uv_poll_t).
+ *   P - a pool thread (pool.c): 4 by default, started on the first sqlite query. Runs the
+ *       database work of a step and nothing else (node-sqlite3's uv_queue_work).
  *   C - a completion: P puts the finished item on a queue and writes an eventfd; L runs the
  *       next step of R from it (uv_queue_work's after_work_cb, woken by uv_async_send).
  *   E - the loop-delay monitor (delay.c): a 10 ms timer that records how late it fires.
  *   W - a worker process (--cluster): a whole copy of the above, sharing the listening socket.
- *
- * One loop iteration, in libuv >= 1.45's order (Node 20 bundles 1.46):
- *
- *   pending  D, if a timer resumed connections since its last turn (see below)
- *   prepare  D asks libmicrohttpd when it next needs a turn and arms its timer
- *   poll     epoll_wait; then D: accept, read, parse, and for each complete request the
- *            access handler, which steps R until its first wait or its end; C: the next steps
- *            of requests whose database work finished
- *   pending  D again, right away, if a completion resumed connections (libuv runs up to 8
- *            more pending rounds after the poll)
- *   check    the shutdown drain, once a signal has started it
- *   close    memory of finished /fanout timers
- *   timers   /io and /fanout deadlines (the next steps of their requests), E, D's timeout,
- *            and the once-a-second sweep of connections too slow to send a request
- *
- * A response finished in a callback goes out in D's next turn: the callback resumes the
- * connection and feeds D to the pending queue (libuv's uv__io_feed). libmicrohttpd polled
- * from outside has no eventfd of its own to wake itself on a resume, so without the feed the
- * response would wait for unrelated network activity.
  *
  * What blocks the loop
  * ====================
@@ -58,13 +43,16 @@
  *     /cpu delays a concurrent /json by about 0.5 s. That is the lesson; it is not hidden.
  *   - --db-on-loop: every sqlite3_step runs on L (the profile of better-sqlite3 and
  *     node:sqlite, whose APIs are synchronous). Query time becomes loop delay.
+ *   - the protocol work of sockets: writing a request to the upstream service, parsing its
+ *     answer, libpq's encoding and decoding of PostgreSQL messages, all on L.
  *   - rendering: JSON and HTML are built on L from the rows P fetched, as node-sqlite3 hands
  *     rows to JavaScript. /queries?queries=500 renders 500 objects on L.
  *   - libmicrohttpd's own work: parsing and writing every connection's bytes happen on L.
  *
- * What does not: database work by default (P), /io and /fanout (timers: no thread sleeps,
- * so 2,000 concurrent /io?ms=1000 cost 2,000 heap entries and 2,000 parked connections, and
- * still one thread).
+ * What does not: sqlite work by default (P); PostgreSQL (no thread at all: L writes the
+ * query and comes back when the socket is readable, as node-postgres does); /io, /fanout and
+ * /upstream (timers and sockets: no thread sleeps, so 2,000 concurrent /io?ms=1000 cost 2,000
+ * heap entries and 2,000 parked connections, and still one thread).
  *
  * What it mirrors, and how faithfully
  * ===================================
@@ -79,7 +67,11 @@
  *
  * Node: the sqlite3 package's profile by default (each query is pool work, so at most 4 run
  * at once and latency steps at 5, 9, 13... concurrent queries; UV_THREADPOOL_SIZE=8 moves
- * the steps), better-sqlite3's with --db-on-loop, and the cluster module for --cluster.
+ * the steps), better-sqlite3's with --db-on-loop, node-postgres's with PostgreSQL (the
+ * protocol on the loop, a pg.Pool of at most 10 connections: --pg-pool; queries beyond wait
+ * in its queue), undici's and http.request's for /upstream (an http.Agent with keep-alive,
+ * connections unlimited, up to 256 idle kept: maxFreeSockets), and the cluster module for
+ * --cluster.
  *
  * Where it differs:
  *   - HTTP is parsed by libmicrohttpd in C, not by llhttp and Node's http module in
@@ -87,14 +79,21 @@
  *     costs in Node. The shape is mirrored (one core, head-of-line blocking, the pool's
  *     cap), not the absolute speed.
  *   - libmicrohttpd keeps its sockets in its own epoll set (edge-triggered, 128 events a
- *     batch, up to 10 accepts a turn) nested in L's. One readiness event of L stands for all
- *     connections, and MHD_run does a second epoll_wait(0) inside. libuv has one level-
- *     triggered watcher per socket, one accept per event and 32 reads per stream.
- *   - A finished wait's response goes out in D's next turn (after the poll, or one iteration
+ *     batch, up to 10 accepts a turn) nested in the server's, nested in L's. One readiness
+ *     event of L stands for all connections, and each run does another epoll_wait(0) inside.
+ *     libuv has one level-triggered watcher per socket, one accept per event and 32 reads per
+ *     stream.
+ *   - A finished wait's response goes out in H's next turn (after the poll, or one iteration
  *     later for timers), and that turn walks libmicrohttpd's whole list of suspended
  *     connections, O(#suspended) per batch of resumes; Node's res.end() writes from inside
- *     the callback. With thousands of
- *     requests parked, every iteration that resumes some pays a scan of all of them.
+ *     the callback. With thousands of requests parked, every iteration that resumes some pays
+ *     a scan of all of them.
+ *   - A socket wait adds its watcher to L's epoll set and removes it after (two epoll_ctl per
+ *     wait); libuv keeps a stream's watcher registered and changes only its events.
+ *   - node-postgres resolves a query's promise and runs the continuation from the microtask
+ *     queue; here the continuation runs in the readiness callback. node-postgres's default
+ *     pool has no limit on how long a query waits for a client; here the wait (and every
+ *     socket wait of a query) ends after 5 s with a 503.
  *   - A client that hangs up while its request waits is noticed only after the wait (a
  *     suspended connection is outside libmicrohttpd's poll); Node sees 'close' at once.
  *   - Each P has its own sqlite connection. node-sqlite3 has one per Database object and
@@ -124,8 +123,8 @@
  *      loop has no timers, no completion queue and no phases of ours. /io would need MHD's
  *      connection timeouts or another thread, completions would cross threads, and the loop
  *      would be libmicrohttpd's to explain, not ours.
- *   2. sqlite on the loop by default: a real Node profile (--db-on-loop), but the issue's
- *      default is the sqlite3 package, and a loop that runs queries has query time as loop
+ *   2. sqlite on the loop by default: a real Node profile (--db-on-loop), but the sqlite3
+ *      package is the common one, and a loop that runs queries has query time as loop
  *      delay for every other request.
  *   3. SCHED_RR cluster (above): the primary accepting and passing fds over a socketpair,
  *      each W handing them to MHD_add_connection. It adds a second wake-up per connection
@@ -133,21 +132,25 @@
  *      the alternative, and needs only the shared socket (shared/prefork.c).
  *   4. One timer per /fanout instead of N: cheaper, but not what N concurrent upstream calls
  *      are in Node (N sockets, N timers). The N heap entries are the honest cost.
- *   5. MHD_run straight from each callback that resumes a connection: one run, and one walk
- *      of the suspended list, per finished request. Feeding D to the pending queue gives one
- *      run for all the resumes of a phase.
+ *   5. Running the server straight from each callback that resumes a connection: one run, and
+ *      one walk of libmicrohttpd's suspended list, per finished request. Feeding H to the
+ *      pending queue gives one run for all the resumes of a phase.
+ *   6. PostgreSQL's blocking API on the pool threads: the node-sqlite3 shape applied to a
+ *      network database. No popular Node driver works that way; node-postgres and undici own
+ *      their sockets on the loop.
  *
  * Invariants
  * ==========
  *
- *   - Only L touches libmicrohttpd, the loop, the timers and the step machines. A P touches a
- *     request only inside req_db_run, between pool_work_queue and the done callback; the
- *     pool's mutexes order its writes before L's next step.
+ *   - Only L touches the HTTP server, the loop, the timers, the sockets and the tasks. A P
+ *     touches a task only inside req_call_run, between pool_work_queue and the done callback;
+ *     the pool's mutexes order its writes before L's next step.
  *   - A request is suspended at most once, at its first wait that leaves L, and resumed
  *     exactly once, by the callback that finishes it. One that never waits is never
  *     suspended.
  *   - Nothing yields inside a callback: no hooks are installed.
- *   - Threads: 1 until the first pool item, then 1 + the pool size, never more.
+ *   - Threads: 1 until the first pool item, then 1 + the pool size, never more. With
+ *     PostgreSQL, 1.
  *   - Each sqlite connection belongs to one thread: a P's own, opened on it; L's own with
  *     --db-on-loop.
  */

@@ -3,16 +3,21 @@
  * The model
  * =========
  *
- * A request holds one OS thread from its first byte to its last. While it waits on sqlite or
- * on a slow upstream, the thread sleeps in the kernel and does nothing else; concurrency is
- * the number of threads. This is how CPython web servers run WSGI applications, and the model
- * every "Python is slow at concurrency" claim is really about.
+ * A request holds one OS thread from its first byte to its last. While it waits on the
+ * database or on a slow upstream, the thread sleeps in the kernel and does nothing else;
+ * concurrency is the number of threads. This is how CPython web servers run WSGI
+ * applications, and the model every "Python is slow at concurrency" claim is really about.
  *
  * Concepts:
  *
- *   T - worker thread: runs a request's steps straight through (blocking.c). Waits block it.
- *   A - acceptor: libmicrohttpd's polling thread. It accepts, reads and parses requests and
- *       writes responses; it never runs endpoint code.
+ *   T - worker thread: runs a request's task straight through (exec.c). Every wait blocks it:
+ *       a database call, clock_nanosleep, poll(2) on a socket, or joining one thread per
+ *       child of a fan-out.
+ *   A - acceptor (acceptor.c): gunicorn's main thread. It waits in poll(2) on the HTTP server's
+ *       descriptor (an epoll instance of every connection) and on an eventfd the Ts write when
+ *       they give a request back; at each wake-up it runs the server: accepts, reads, parses,
+ *       hands complete requests to Q, writes the answers of finished ones. It never runs
+ *       endpoint code.
  *   Q - the queue between A and the Ts (pool.c), FIFO, bounded by admission control.
  *   G - the GIL (gil.c, --gil): one per process. A T holds it while it runs endpoint code and
  *       releases it around every blocking call; a T that holds it too long is asked to drop it.
@@ -22,39 +27,40 @@
  * Two shapes, both from gunicorn:
  *
  *   --threads N (default 8)  gunicorn's gthread worker. A accepts every connection and parks
- *                            idle keep-alive ones; a complete request is suspended out of A's
- *                            poll set and queued to Q; one of N Ts runs it and resumes the
+ *                            idle keep-alive ones; a complete request is suspended out of the
+ *                            server and queued to Q; one of N Ts runs it and resumes the
  *                            connection; A writes the response. More requests than Ts wait in
  *                            Q, in order; they are not refused or reset.
  *   --threads 0              thread per connection: libmicrohttpd starts one T per accepted
- *                            connection (MHD_USE_THREAD_PER_CONNECTION, with MHD_USE_POLL
- *                            because select() fails past fd 1024) and runs requests on it.
- *                            The shape of gunicorn's sync worker with unlimited workers, or of
- *                            Python's ThreadingHTTPServer; each idle connection costs a thread.
+ *                            connection (the core's HTTP_DRIVE_THREAD_PER_CONNECTION) and runs
+ *                            its requests on it. The shape of gunicorn's sync worker with
+ *                            unlimited workers, or of Python's ThreadingHTTPServer; each idle
+ *                            connection costs a thread.
  *
  * What it mirrors, and how faithfully
  * ===================================
  *
  * CPython (Python/ceval_gil.c): the GIL here is the real design, not a mutex. A thread that
  * waits more than the switch interval (5 ms, --switch-interval) sets a drop request; the holder
- * sees it at its next safe point (the core's CPU loops call hook_safepoint every ~10 us, as
- * CPython checks its eval breaker at loop back-edges), drops the GIL, and waits until another
- * thread has taken it (FORCE_SWITCHING). The GIL is released around each sqlite3_step, as the
- * sqlite3 module does, and around sleeps, as time.sleep and socket calls do. Consequences that
- * the benchmarks show: CPU-bound throughput stays at one core however many threads there are;
- * I/O-bound throughput scales with threads; an I/O request that comes back from sqlite while
- * another thread burns CPU waits up to a whole interval for the GIL each time (the convoy
- * effect, bpo-7946).
+ * sees it at its next safe point (the core's CPU loops reach one every CPU_SAFEPOINT_EVERY
+ * iterations, shared/cpu.h, as CPython checks its eval breaker at loop back-edges), drops the
+ * GIL, and waits until another thread has taken it (FORCE_SWITCHING). The GIL is released
+ * around each database call, as the sqlite3 module and psycopg2 do, and around sleeps and
+ * socket waits, as time.sleep and the socket module do. Consequences that the benchmarks show:
+ * CPU-bound throughput stays at one core however many threads there are; I/O-bound throughput
+ * scales with threads; an I/O request that comes back from the database while another thread
+ * burns CPU waits up to a whole interval for the GIL each time (the convoy effect, bpo-7946).
  *
  * gunicorn (workers/gthread.py, arbiter.py): the acceptor + pool + keep-alive parking shape,
- * and pre-forked worker processes with one interpreter (and GIL) each.
+ * and pre-forked worker processes with one interpreter (and GIL) each. Calls to the upstream
+ * service (/upstream) are what requests/urllib3 do: a blocking socket per call, and N threads
+ * joined for N calls (a ThreadPoolExecutor); the keep-alive pool keeps 10 idle connections,
+ * requests.Session's default.
  *
  * Where it differs:
  *   - HTTP parsing runs in libmicrohttpd's C code without the GIL; gunicorn parses in Python
  *     holding it. Requests here are therefore cheaper to parse than in CPython. The GIL covers
  *     the application (endpoint code, JSON, HTML), which is where a WSGI app spends its time.
- *   - The fan-out threads of /fanout only sleep and never take the GIL; a Python thread would
- *     take it briefly to start and to finish.
  *   - Without --gil, the model is CPython's free-threaded build (PEP 703), minus its overhead.
  *   - The sync worker's Connection: close on every response is not reproduced: both shapes
  *     here keep connections alive, so that every model is measured on the same HTTP.
@@ -66,21 +72,25 @@
  *      the connections it accepted, for life, and no thread can take work from another, so a
  *      slow request blocks every other request that happens to share its thread. gunicorn's
  *      pool is one queue served by any free thread; so is Q.
- *   2. Blocking inside libmicrohttpd's polling thread (gthread shape without suspend): one slow
+ *   2. Blocking inside the server's own thread (gthread shape without suspend): one slow
  *      request would stall every connection of the process.
  *   3. A plain mutex as the GIL: no switch interval, no forced switch; the running thread
  *      almost always wins the race to re-lock, and CPU-bound threads starve the rest.
  *   4. libmicrohttpd's internal epoll thread as A (gunicorn's selector is epoll on Linux):
  *      in 0.9.75 it can lose the wake-up of resumed connections. Measured here: one burst in
  *      six of exactly 256 simultaneous requests (two full batches of its 128 events) got no
- *      answer at all until another client connected. A polls with poll(2) instead, which
- *      costs O(connections) per wake-up and never stalled in the same test.
+ *      answer at all until another client connected. A drives the server from outside
+ *      instead (http.h's external drive), and every resume wakes it through its own eventfd.
+ *   5. libmicrohttpd's internal poll(2) thread as A: it scans every connection at every
+ *      wake-up, O(connections); with 10,000 idle keep-alive connections it answered only
+ *      6,948 of them within 15 s.
  *
  * Invariants
  * ==========
  *
- *   - A request runs on exactly one T, start to finish; a T runs one request at a time.
- *   - Every sqlite connection belongs to one T (opened on first use, closed when T exits).
+ *   - A request runs on exactly one T, start to finish; a T runs one request at a time (a
+ *     fan-out's children run on threads of their own, joined before the request goes on).
+ *   - Every database connection belongs to one T (opened on first use, closed when T exits).
  *   - With --gil, endpoint code runs only while its T holds the GIL; blocking calls never do.
  *   - A suspended request is resumed exactly once, by the T that ran it.
  */
