@@ -42,9 +42,9 @@
  * 10 ms. The core's CPU loops call hook_safepoint() every few microseconds (cpu.h), which
  * yields if the flag is set: Go's synchronous preemption (its function prologues check a
  * poisoned stack guard). Go also preempts asynchronously, with SIGURG and a register spill,
- * code that makes no calls at all; C cannot switch stacks safely from a signal handler in arbitrary code, so a
- * loop with no safe point here runs until it ends, as Go code did before 1.14 (or with
- * GODEBUG=asyncpreemptoff=1).
+ * code that makes no calls at all; C cannot switch stacks safely from a signal handler in
+ * arbitrary code, so a loop with no safe point here runs until it ends, as Go code did before
+ * 1.14 (or with GODEBUG=asyncpreemptoff=1).
  *
  * The netpoller (netpoll.c) and timers (timer.c) are per-process and per-P as in Go.
  *
