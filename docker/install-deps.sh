@@ -3,16 +3,23 @@
 #
 #   docker/install-deps.sh           install whatever in docker/packages.txt is missing
 #   docker/install-deps.sh --check   only report: exit 0 if all are installed, 1 otherwise
+#   docker/install-deps.sh [--check] LIST...   the same for other lists, e.g.
+#                                    docker/packages-docker.txt (the docker suite's)
 #
-# The package list is docker/packages.txt, one Debian package per line ('#' comments allowed).
+# A package list has one Debian package per line ('#' comments allowed).
 # Installing needs root (or sudo). "apt-get update" runs only if a first install attempt fails,
 # which is what happens on a fresh image whose package lists are empty.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
-list="$here/packages.txt"
+check=0
+if [ "${1:-}" = "--check" ]; then
+    check=1
+    shift
+fi
+[ $# -gt 0 ] || set -- "$here/packages.txt"
 
-packages=$(sed -e 's/#.*//' -e 's/[[:space:]]//g' "$list" | grep -v '^$')
+packages=$(sed -e 's/#.*//' -e 's/[[:space:]]//g' "$@" | grep -v '^$')
 
 missing=""
 for p in $packages; do
@@ -24,10 +31,10 @@ for p in $packages; do
 done
 
 if [ -z "$missing" ]; then
-    [ "${1:-}" = "--check" ] || echo "install-deps: all $(echo "$packages" | wc -w) packages installed"
+    [ "$check" = 1 ] || echo "install-deps: all $(echo "$packages" | wc -w) packages installed"
     exit 0
 fi
-if [ "${1:-}" = "--check" ]; then
+if [ "$check" = 1 ]; then
     echo "install-deps: missing:$missing"
     exit 1
 fi

@@ -64,18 +64,73 @@ def add_check(name, fn):
     CHECKS.append((name, fn))
 
 
+class SkipCheck(Exception):
+    """A check that cannot run against this target; the message says why. Raised only with
+    --url: no database file to read (no --db), no binary to start more instances (no --server)."""
+
+
+def skip(msg):
+    raise SkipCheck(msg)
+
+
+class RemoteServer:
+    """The main instance with --url: a server started elsewhere (a container, another host).
+    The suite never starts, signals or stops it. Its database is the file given with --db when
+    this machine can read it (a container's volume, say); checks that need it skip otherwise."""
+
+    label = "main"
+    proc = None
+    pid = None
+
+    def __init__(self, url, db_path):
+        u = urllib.parse.urlsplit(url)
+        if u.scheme != "http" or not u.hostname or u.path not in ("", "/"):
+            raise ValueError("--url must be http://HOST:PORT, not %r" % url)
+        self.url = url
+        self.host = u.hostname
+        self.port = u.port or 80
+        self.db_path = db_path
+
+    @property
+    def banner(self):
+        skip("the start-up line went to the server's own stdout, not to this suite")
+
+    def command(self):
+        return [self.url]
+
+    def running(self):
+        return True     # if it died, every check fails to connect and says so
+
+    def stop(self, timeout=None):
+        return None
+
+    def kill(self):
+        pass
+
+    def stderr_text(self):
+        return ""
+
+    def sanitizer_reports(self):
+        return []
+
+
 # -- the context handed to every check ------------------------------------------------------
 
 class Ctx:
     def __init__(self, opts, workdir):
         self.opts = opts
-        self.binary = opts.server
         self.model = opts.model
         self.extra_args = opts.extra
         self.workdir = workdir
         self.server = None          # the shared instance most checks talk to
         self.servers = []           # every instance started, for cleanup and sanitizer scans
         self._labels = 0
+
+    @property
+    def binary(self):
+        if self.opts.server is None:
+            skip("runs the server binary: --url without --server")
+        return self.opts.server
 
     @property
     def host(self):
@@ -87,6 +142,8 @@ class Ctx:
 
     @property
     def db_path(self):
+        if self.server.db_path is None:
+            skip("reads the server's database file: --url without --db")
         return self.server.db_path
 
     def new_instance_paths(self, label, db_path=None):
@@ -137,6 +194,8 @@ class Ctx:
         """A new read-only sqlite3 connection to a server's database (WAL readers do not
         block the server). The caller closes it."""
         path = (srv or self.server).db_path
+        if path is None:
+            skip("reads the server's database file: --url without --db")
         uri = "file:%s?mode=ro" % urllib.parse.quote(os.path.abspath(path))
         conn = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
         return conn
@@ -173,7 +232,11 @@ def parse_args(argv):
     p = argparse.ArgumentParser(
         description="Black-box conformance suite for the triad servers.",
         epilog="Arguments after -- are passed to every server instance.")
-    p.add_argument("--server", required=True, help="path to a triad-<model> binary")
+    p.add_argument("--server", help="path to a triad-<model> binary (with --url: what starts "
+                   "the extra instances some checks need; a wrapper may run it in a container)")
+    p.add_argument("--url", help="test a server that is already running at http://HOST:PORT "
+                   "(say, in a container) instead of starting one; needs --model or --server")
+    p.add_argument("--db", help="with --url: that server's sqlite file, readable from here")
     p.add_argument("--model", help="model name (default: the binary name after 'triad-')")
     p.add_argument("-k", dest="k", default="", metavar="SUBSTRING",
                    help="run only checks whose name contains SUBSTRING")
@@ -193,6 +256,20 @@ def parse_args(argv):
     opts.extra = extra
     if opts.endpoints is not None:
         opts.endpoints = [e.strip() for e in opts.endpoints.split(",") if e.strip()]
+    if not (opts.server or opts.url):
+        p.error("--server or --url is required")
+    if opts.url and not (opts.model or opts.server):
+        p.error("--url needs --model (or --server to take it from)")
+    if opts.db and not opts.url:
+        p.error("--db goes with --url (a server the suite starts gets a fresh database)")
+    if opts.url:
+        try:
+            RemoteServer(opts.url, None)
+        except ValueError as e:
+            p.error(str(e))
+    opts.db = os.path.abspath(opts.db) if opts.db else None
+    if opts.server is None:
+        return opts
     opts.server = os.path.abspath(opts.server)     # servers run in the temporary directory
     if not opts.model:
         base = os.path.basename(opts.server)
@@ -215,10 +292,15 @@ class Reporter:
     def __init__(self):
         self.passed = []
         self.failed = []
+        self.skipped = []
 
     def ok(self, name):
         self.passed.append(name)
         print("ok %s" % name, flush=True)
+
+    def skip(self, name, reason):
+        self.skipped.append(name)
+        print("skip %s: %s" % (name, reason), flush=True)
 
     def fail(self, name, reason):
         self.failed.append(name)
@@ -235,6 +317,9 @@ def run_one(ctx, rep, name, fn):
         fn(ctx)
     except CheckFailure as e:
         reason = str(e)
+    except SkipCheck as e:
+        rep.skip(name, str(e))
+        return
     except httpraw.ProtocolError as e:
         reason = "HTTP protocol error: %s" % e
     except (TimeoutError, OSError) as e:
@@ -267,17 +352,23 @@ def main(argv):
         print("FAIL selection: no check name contains %r (use --list)" % opts.k)
         return 1
     rep = Reporter()
-    if not (os.path.isfile(opts.server) and os.access(opts.server, os.X_OK)):
+    if opts.server and not (os.path.isfile(opts.server) and os.access(opts.server, os.X_OK)):
         rep.fail("server.start", "%s is not an executable file" % opts.server)
         return 1
     workdir = tempfile.mkdtemp(prefix="triad-conformance-")
     ctx = Ctx(opts, workdir)
     try:
-        main_srv = launch.Server(opts.server, os.path.join(workdir, "triad.db"), opts.extra,
-                                 label="main", workdir=workdir)
+        if opts.url:
+            main_srv = RemoteServer(opts.url, opts.db)
+        else:
+            main_srv = launch.Server(opts.server, os.path.join(workdir, "triad.db"), opts.extra,
+                                     label="main", workdir=workdir)
         ctx.servers.append(main_srv)
         try:
-            main_srv.start()
+            if opts.url:
+                probe_remote(main_srv)
+            else:
+                main_srv.start()
         except launch.StartupError as e:
             main_srv.kill()
             rep.fail("server.start", "%s: %s" % (" ".join(main_srv.command()), e))
@@ -298,7 +389,9 @@ def main(argv):
                 srv.kill()      # only left running when its check already failed
         was_running = main_srv.running()
         rc = main_srv.stop()
-        if not was_running:
+        if opts.url:
+            rep.skip("server.shutdown", "the server at --url is not this suite's to stop")
+        elif not was_running:
             rep.fail("server.shutdown", "the server had already exited (%s) before SIGTERM"
                      % launch.describe_status(rc))
         elif rc is None:
@@ -328,6 +421,14 @@ def main(argv):
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+def probe_remote(srv):
+    """--url: the server must accept a connection before the checks start."""
+    try:
+        httpraw.Connection(srv.host, srv.port, timeout=10).close()
+    except OSError as e:
+        raise launch.StartupError("nothing accepts connections at %s: %s" % (srv.url, e))
+
+
 def finish(ctx, rep):
     if rep.failed:
         for srv in ctx.servers[:1]:     # the main instance; others are shown with their check
@@ -339,8 +440,10 @@ def finish(ctx, rep):
                          len(lines)))
                 print("\n".join(lines[-STDERR_TAIL_LINES:]))
                 print("--- end of stderr of %s ---" % srv.label)
-    total = len(rep.passed) + len(rep.failed)
-    print("%d checks, %d passed, %d failed" % (total, len(rep.passed), len(rep.failed)))
+    total = len(rep.passed) + len(rep.failed) + len(rep.skipped)
+    print("%d checks, %d passed, %d failed%s" % (total, len(rep.passed), len(rep.failed),
+                                                 ", %d skipped" % len(rep.skipped)
+                                                 if rep.skipped else ""))
     if rep.failed:
         print("failed: " + " ".join(rep.failed))
         return 1

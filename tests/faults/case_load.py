@@ -1,10 +1,11 @@
 """Case 6: many concurrent keep-alive connections.
 
-evloop and coro: 10,000 connections (2,000 in a sanitizer build), each connects, sends one
-GET /json, reads the answer and stays open. threaded: as many as its configured limit
-(--max-connections 1000; every connection is a thread with --threads 0), then 20 more, to see
-what happens beyond the limit: they must wait (served once there is room) or be refused
-cleanly, and the server must not crash; which one is reported.
+evloop, coro and the threaded pool (gthread's shape: one acceptor watches every connection):
+10,000 connections (2,000 in a sanitizer build), each connects, sends one GET /json, reads the
+answer and stays open. threaded with --threads 0: as many as its configured limit
+(--max-connections 1000; every connection is a thread), then 20 more, to see what happens
+beyond the limit: they must wait (served once there is room) or be refused cleanly, and the
+server must not crash; which one is reported.
 
 While they are open the server must still serve a fresh request. Memory is reported per
 connection and bounded generously (< 256 KiB per connection; not in sanitizer builds). After
@@ -173,7 +174,9 @@ def settle(srv, base, what, deadline=60.0):
 
 @check("load.keepalive-connections")
 def _(ctx):
-    threaded = ctx.model == "threaded"
+    args = list(ctx.extra_args)
+    threaded = ctx.model == "threaded" and "--threads" in args and \
+        args[args.index("--threads") + 1:][:1] == ["0"]     # a thread per connection
     prefork = is_prefork(ctx)
     if threaded:
         # Two below the limit, so that a fresh request still gets in even while the server
