@@ -17,6 +17,9 @@
 enum acceptor_state { ACCEPTOR_SERVING, ACCEPTOR_QUIESCING, ACCEPTOR_QUIESCED, ACCEPTOR_STOPPING };
 
 struct acceptor {
+    /* Held by whoever runs the server: the acceptor, or a worker writing its own answer. A
+     * server is run by one thread at a time (http.h). */
+    pthread_mutex_t drive;
     int wakefd;
     atomic_bool woken; /* an eventfd write is pending: further wake-ups need none */
     _Atomic int state; /* enum acceptor_state */
@@ -30,6 +33,7 @@ int acceptor_create(struct acceptor **out)
     struct acceptor *a = calloc(1, sizeof(*a));
     if (a == NULL)
         return -ENOMEM;
+    pthread_mutex_init(&a->drive, NULL);
     a->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (a->wakefd < 0) {
         int e = -errno;
@@ -40,14 +44,30 @@ int acceptor_create(struct acceptor **out)
     return 0;
 }
 
-void acceptor_wake_cb(void *arg)
+/* Wakes the acceptor: its next run picks up what was resumed. */
+static void acceptor_wake(struct acceptor *a)
 {
-    struct acceptor *a = arg;
     static const uint64_t one = 1;
     if (atomic_exchange(&a->woken, true))
         return; /* the acceptor has a wake-up coming and has not run since */
     while (write(a->wakefd, &one, sizeof(one)) < 0 && errno == EINTR)
         ;
+}
+
+/* A worker has resumed its request. gthread's workers write their answers themselves; here the
+ * worker runs the server once to send it, unless another thread is running the server right
+ * now, in which case that run may already be past the point where it picks up resumed
+ * connections: the acceptor is woken for another one. */
+void acceptor_wake_cb(void *arg)
+{
+    struct acceptor *a = arg;
+    if (atomic_load_explicit(&a->state, memory_order_relaxed) == ACCEPTOR_SERVING &&
+        pthread_mutex_trylock(&a->drive) == 0) {
+        http_server_run(a->srv);
+        pthread_mutex_unlock(&a->drive);
+        return;
+    }
+    acceptor_wake(a);
 }
 
 static void acceptor_woken(struct acceptor *a)
@@ -65,15 +85,20 @@ static void *acceptor_main(void *arg)
     struct pollfd pf[2] = {{.fd = http_server_fd(a->srv), .events = POLLIN},
                            {.fd = a->wakefd, .events = POLLIN}};
     while (atomic_load(&a->state) != ACCEPTOR_STOPPING) {
-        int n = poll(pf, 2, http_server_timeout_ms(a->srv));
+        pthread_mutex_lock(&a->drive);
+        int timeout = http_server_timeout_ms(a->srv);
+        pthread_mutex_unlock(&a->drive);
+        int n = poll(pf, 2, timeout);
         if (n > 0 && (pf[1].revents & POLLIN))
             acceptor_woken(a);
+        pthread_mutex_lock(&a->drive);
         int expect = ACCEPTOR_QUIESCING;
         if (atomic_load(&a->state) == ACCEPTOR_QUIESCING) {
             http_server_quiesce(a->srv);
             atomic_compare_exchange_strong(&a->state, &expect, ACCEPTOR_QUIESCED);
         }
         http_server_run(a->srv);
+        pthread_mutex_unlock(&a->drive);
     }
     return NULL;
 }
@@ -89,7 +114,7 @@ int acceptor_start(struct acceptor *a, struct http_server *srv)
 void acceptor_quiesce(struct acceptor *a)
 {
     atomic_store(&a->state, ACCEPTOR_QUIESCING);
-    acceptor_wake_cb(a);
+    acceptor_wake(a);
     /* Shutdown, not a hot path: a short sleep per look is fine. */
     while (atomic_load(&a->state) == ACCEPTOR_QUIESCING)
         usleep(1000);
@@ -101,7 +126,7 @@ void acceptor_stop(struct acceptor *a)
         return;
     atomic_store(&a->state, ACCEPTOR_STOPPING);
     atomic_store(&a->woken, false);
-    acceptor_wake_cb(a);
+    acceptor_wake(a);
     pthread_join(a->thread, NULL);
     a->started = false;
 }
@@ -111,5 +136,6 @@ void acceptor_destroy(struct acceptor *a)
     if (a == NULL)
         return;
     close(a->wakefd);
+    pthread_mutex_destroy(&a->drive);
     free(a);
 }

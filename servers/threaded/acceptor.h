@@ -5,10 +5,14 @@
  * again, and hands each ready one to its ThreadPoolExecutor (workers/gthread.py, run and
  * enqueue_req); when a worker is done, the connection comes back to the selector. Here the
  * selector is the HTTP server's descriptor (http.h): an epoll instance holding every socket
- * of every connection. The acceptor thread blocks in poll(2) on it and on an eventfd the pool
- * threads write when they give a request back (http.h's wake-up); each wake-up runs the
- * server once: accept, read, parse, hand complete requests to the pool, write the answers of
- * finished ones.
+ * of every connection. The acceptor thread blocks in poll(2) on it and on an eventfd, and each
+ * wake-up runs the server once: accept, read, parse, hand complete requests to the pool.
+ *
+ * gthread's workers write their answers themselves (ThreadWorker.handle). So here: a worker
+ * that has finished a request resumes it and runs the server once, which sends the answer,
+ * under the lock that makes a server run by one thread at a time. If another thread is
+ * running the server at that moment, that run may already be past the point where it picks
+ * up resumed requests, so the worker wakes the acceptor (the eventfd) to run it again.
  *
  * Costs: a wake-up is O(ready connections), whatever the number of open ones (libmicrohttpd's
  * own poll(2) thread, which this replaces, scanned all of them each time: 10,000 idle
