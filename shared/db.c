@@ -39,8 +39,9 @@ bool db_target_is_pg(const char *target)
 {
     /* A libpq connection URI, or a keyword/value string (host=... dbname=...): a path to a
      * sqlite file has neither a scheme nor an '='. */
-    return strncmp(target, "postgresql://", 13) == 0 || strncmp(target, "postgres://", 11) == 0 ||
-           strchr(target, '=') != NULL;
+    return target != NULL &&
+           (strncmp(target, "postgresql://", 13) == 0 || strncmp(target, "postgres://", 11) == 0 ||
+            strchr(target, '=') != NULL);
 }
 
 int db_setup(const char *target, char *err, size_t errlen)
