@@ -986,6 +986,75 @@ def _(ctx):
     expect_unchanged(ctx, before, "an oversized POST")
 
 
+def upload_too_large(ctx, size, concurrent):
+    """One POST with a declared body of `size` bytes, sent in full. concurrent: written by
+    another thread while this one reads, and the client gives up at the first write error
+    (Node's fetch, Go's net/http); else sent whole before reading (Python's http.client).
+    Returns None, or why the client would not have read the 413."""
+    import socket
+    import threading
+    sock = socket.create_connection((ctx.host, ctx.port), timeout=30)
+    head = ("POST /items HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
+            "Content-Length: %d\r\n\r\n" % (ctx.host, ctx.port, size)).encode()
+    chunk = b"x" * 65536
+    answered = threading.Event()
+    failed = []
+
+    def write():
+        try:
+            sock.sendall(head)
+            left = size
+            while left > 0:
+                n = min(left, len(chunk))
+                sock.sendall(chunk[:n])
+                left -= n
+        except OSError as e:
+            if not answered.is_set():
+                failed.append("a write failed before the answer was read: %s" % e)
+
+    try:
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
+        if not concurrent:
+            writer.join()
+            if failed:
+                return failed[0]
+        data = b""
+        while b"\r\n\r\n" not in data or len(data) < data.index(b"\r\n\r\n") + 4 + 40:
+            got = sock.recv(4096)
+            if not got:
+                break
+            data += got
+        if failed:      # the writer gave up first: a real client would not read on
+            return failed[0]
+        answered.set()
+        if not data.startswith(b"HTTP/1.1 413 ") or b'"error"' not in data:
+            return "expected a 413 with a JSON error, got %r" % data[:200]
+        return None
+    except OSError as e:
+        return "reading the answer failed: %s" % e
+    finally:
+        answered.set()
+        sock.close()
+
+
+def make_upload_check(size, concurrent, attempts):
+    def run(ctx):
+        before = items_state(ctx)
+        for i in range(attempts):
+            why = upload_too_large(ctx, size, concurrent)
+            expect(why is None, "attempt %d of %d, %d-byte body: %s" % (i + 1, attempts, size, why))
+        expect_unchanged(ctx, before, "oversized uploads")
+    return run
+
+
+# A refused upload closes in stages (linger.h), so that the client reads its 413.
+for (_size, _concurrent) in ((2 << 20, True), (10 << 20, True), (2 << 20, False)):
+    add_check("items.body-too-large.%s-%dmb" % ("writes-while-reading" if _concurrent
+                                                else "sends-then-reads", _size >> 20),
+              make_upload_check(_size, _concurrent, 20))
+
+
 BAD_ITEM_PATHS = ["/items/abc", "/items/0", "/items/-1", "/items/99999999999999999999",
                   "/items/9223372036854775808", "/items/+1", "/items/1.5", "/items/1x",
                   "/items/0x10", "/items/", "/items/1/extra"]
