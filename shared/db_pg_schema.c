@@ -81,7 +81,7 @@ static int db_pg_version(PGconn *conn, int *version, char *err, size_t errlen)
 
 static int db_pg_migrate(PGconn *conn, char *err, size_t errlen)
 {
-    int version;
+    int version = 0;
     int rc =
         db_pg_run(conn, "BEGIN; SELECT pg_advisory_xact_lock(" DB_PG_LOCK_KEY ");", err, errlen);
     if (rc == 0)

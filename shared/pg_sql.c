@@ -17,8 +17,8 @@ const char *const pg_stmt_name[PG_ST_COUNT] = {
  * TechEmpower's own PostgreSQL schema. */
 const char *const pg_stmt_sql[PG_ST_COUNT] = {
     [PG_ST_WORLD_GET] = "SELECT id, randomNumber FROM World WHERE id = $1",
-    [PG_ST_WORLD_UPDATE] = "UPDATE World SET randomNumber = v.r FROM (SELECT unnest($1::int[]) "
-                           "AS id, unnest($2::int[]) AS r) AS v WHERE World.id = v.id",
+    [PG_ST_WORLD_UPDATE] = ("UPDATE World SET randomNumber = v.r FROM (SELECT unnest($1::int[]) "
+                            "AS id, unnest($2::int[]) AS r) AS v WHERE World.id = v.id"),
     /* No ORDER BY: TechEmpower wants the sort done by the application. */
     [PG_ST_FORTUNES] = "SELECT id, message FROM Fortune",
     [PG_ST_ITEM_INSERT] = "INSERT INTO items (name, qty) VALUES ($1, $2) RETURNING id",
