@@ -74,7 +74,7 @@ static int db_pg_version(PGconn *conn, int *version, char *err, size_t errlen)
         return rc;
     PGresult *res = PQexec(conn, "SELECT schema_version FROM triad_meta");
     rc = pg_result_errno(res);
-    *version = rc == 0 && PQntuples(res) > 0 ? atoi(PQgetvalue(res, 0, 0)) : 0;
+    *version = rc == 0 && PQntuples(res) > 0 ? (int)strtol(PQgetvalue(res, 0, 0), NULL, 10) : 0;
     PQclear(res);
     return rc == 0 ? 0 : db_fail(err, errlen, rc, "cannot read triad_meta");
 }
@@ -84,24 +84,30 @@ static int db_pg_migrate(PGconn *conn, char *err, size_t errlen)
     int version = 0;
     int rc =
         db_pg_run(conn, "BEGIN; SELECT pg_advisory_xact_lock(" DB_PG_LOCK_KEY ");", err, errlen);
-    if (rc == 0)
-        rc = db_pg_version(conn, &version, err, errlen);
-    if (rc == 0 && version > DB_SCHEMA_VERSION)
+    if (rc != 0 || (rc = db_pg_version(conn, &version, err, errlen)) != 0)
+        goto rollback;
+    if (version < 0 || version > DB_SCHEMA_VERSION) {
         rc = db_fail(err, errlen, -EINVAL,
-                     "schema version %d is newer than this build's %d: refusing to touch it",
+                     "schema version %d is not one this build knows (up to %d): refusing to "
+                     "touch it",
                      version, DB_SCHEMA_VERSION);
-    for (int v = version + 1; rc == 0 && v <= DB_SCHEMA_VERSION; v++) {
-        char bump[96];
-        rc = db_pg_run(conn, db_pg_migrations[v - 1], err, errlen);
-        if (rc == 0 && v == 1)
-            rc = db_pg_seed_fortunes(conn, err, errlen);
-        snprintf(bump, sizeof(bump), "DELETE FROM triad_meta; INSERT INTO triad_meta VALUES (%d);",
-                 v);
-        if (rc == 0)
-            rc = db_pg_run(conn, bump, err, errlen);
+        goto rollback;
     }
-    if (rc == 0)
-        return db_pg_run(conn, "COMMIT;", err, errlen);
+    /* Migration i takes the database from version i to i + 1. */
+    for (unsigned i = (unsigned)version; i < DB_SCHEMA_VERSION; i++) {
+        char bump[96];
+        snprintf(bump, sizeof(bump), "DELETE FROM triad_meta; INSERT INTO triad_meta VALUES (%u);",
+                 i + 1);
+        if ((rc = db_pg_run(conn, db_pg_migrations[i], err, errlen)) != 0 ||
+            (rc = db_pg_run(conn, bump, err, errlen)) != 0)
+            goto rollback;
+    }
+    /* Version 1's Fortune rows: parameters, not SQL text (they hold quotes and UTF-8). */
+    if (version == 0 && (rc = db_pg_seed_fortunes(conn, err, errlen)) != 0)
+        goto rollback;
+    return db_pg_run(conn, "COMMIT;", err, errlen);
+
+rollback:;
     char ignored[8];
     db_pg_run(conn, "ROLLBACK;", ignored, sizeof(ignored));
     return rc;

@@ -110,15 +110,20 @@ static enum req_wait upstream_reply(struct req *r, int rc)
     }
 }
 
+/* A single call, on the request's own task. */
+static enum req_wait upstream_single_step(struct req *r)
+{
+    enum req_wait w = upstream_call_step(&r->root, r->scratch);
+    return w != REQ_DONE ? w : upstream_reply(r, upstream_call_result(r->scratch));
+}
+
 /* One call runs on the request's own task (step 1), as a program makes one call on its own
  * thread; N calls are a join of N children (step 2), as a program fans out. */
 enum req_wait ep_upstream(struct req *r)
 {
     uint64_t calls, ms;
-    if (r->root.pc == 1) {
-        enum req_wait w = upstream_call_step(&r->root, r->scratch);
-        return w != REQ_DONE ? w : upstream_reply(r, upstream_call_result(r->scratch));
-    }
+    if (r->root.pc == 1)
+        return upstream_single_step(r);
     if (r->root.pc == 2) {
         const char *why = req_join_failure(&r->root); /* a call the model could not start */
         if (why != NULL)
@@ -144,7 +149,7 @@ enum req_wait ep_upstream(struct req *r)
         if (r->scratch == NULL)
             return req_reply_error(r, 503, "out of memory");
         r->root.pc = 1;
-        return ep_upstream(r);
+        return upstream_single_step(r);
     }
     if (req_task_join_start(&r->root, 2, (unsigned)calls, upstream_child_step, NULL) != 0)
         return req_reply_error(r, 503, "out of memory");

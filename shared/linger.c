@@ -101,11 +101,25 @@ void linger_ready(struct linger_set *l, void *ptr)
         linger_end(l, c);
 }
 
+/* Ends the oldest lingering socket. */
+static void linger_end_oldest(struct linger_set *l)
+{
+    struct linger_conn *c = l->head;
+    l->head = c->next;
+    if (l->head != NULL)
+        l->head->prev = NULL;
+    else
+        l->tail = NULL;
+    l->count--;
+    close(c->fd);
+    free(c);
+}
+
 void linger_expire(struct linger_set *l)
 {
     uint64_t now = linger_now_ms();
     while (l->head != NULL && l->head->deadline_ms <= now)
-        linger_end(l, l->head);
+        linger_end_oldest(l);
 }
 
 int linger_timeout_ms(const struct linger_set *l)
@@ -119,7 +133,7 @@ int linger_timeout_ms(const struct linger_set *l)
 void linger_close(struct linger_set *l)
 {
     while (l->head != NULL)
-        linger_end(l, l->head);
+        linger_end_oldest(l);
 }
 
 void linger_block(int fd)

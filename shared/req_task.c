@@ -34,8 +34,9 @@ void req_task_init(struct req_task *t, struct req *r, req_task_fn step, void *mo
     t->model_ctx = model_ctx;
 }
 
-/* Frees the children of the last join (which have finished: their parent is stepping). */
-static void req_task_children_free(struct req_task *t)
+/* Frees the children of the last join (which have finished: their parent is stepping). A
+ * child's own children first: recursion as deep as joins nest (one level today). */
+static void req_task_children_free(struct req_task *t) /* NOLINT(misc-no-recursion) */
 {
     for (unsigned i = 0; i < t->nchildren; i++)
         req_task_release(req_join_child(t, i));
@@ -44,7 +45,7 @@ static void req_task_children_free(struct req_task *t)
     t->nchildren = 0;
 }
 
-void req_task_release(struct req_task *t)
+void req_task_release(struct req_task *t) /* NOLINT(misc-no-recursion): see above */
 {
     req_task_children_free(t);
     if (t->data_free)

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <time.h>
 #include <unistd.h>
 
 enum shard_phase { SHARD_SERVING, SHARD_QUIESCING, SHARD_STOPPING };
@@ -78,12 +79,13 @@ int shard_quiesce(long timeout_s)
     atomic_store(&shard.phase, SHARD_QUIESCING);
     shard_kick_all();
     /* Shutdown, not a hot path: a short sleep per look is fine. */
+    struct timespec ms = {0, 1000000};
     long waited_ms = 0;
     for (unsigned i = 0; i < shard.n; i++)
         while (!atomic_load(&shard.shards[i].quiesced)) {
             if (waited_ms++ >= timeout_s * 1000)
                 return -ETIMEDOUT;
-            usleep(1000);
+            nanosleep(&ms, NULL);
         }
     return 0;
 }

@@ -15,7 +15,7 @@ struct http_config;
 
 /* Starts n shards (at most SHARDS_MAX) on copies of cfg's listening socket, each with its
  * driver goroutine. From a plain thread, after coro_start. Returns 0 or -1. */
-int shard_start(unsigned n, const struct http_config *cfg);
+int shard_start(unsigned n, const struct http_config *base);
 /* Every shard stops accepting (http_server_quiesce, on its own goroutine). Returns 0 once all
  * have, or -ETIMEDOUT after timeout_s. */
 int shard_quiesce(long timeout_s);

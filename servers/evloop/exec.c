@@ -44,7 +44,9 @@ static struct exec_task *exec_task_of(struct req_task *t)
 /* A task has ended. A child counts down its parent's join, and the last one steps the parent
  * on. A request that waited is resumed: the HTTP server's next turn sends its answer. One that
  * never waited is answered by the glue when the start callback returns. */
-static void exec_task_done(struct req_task *t)
+/* Recursion, bounded: a child's end steps its parent (one level: joins do not nest), and a
+ * join's children that end at once are counted by exec_join without stepping the parent. */
+static void exec_task_done(struct req_task *t) /* NOLINT(misc-no-recursion): see above */
 {
     struct req_task *parent = req_task_parent(t);
     if (parent != NULL) {
@@ -176,7 +178,7 @@ static int exec_fd(struct req_task *t)
 /* Every child starts now and runs until its first wait. The count starts one higher than the
  * number of children, so that children that finish at once (without waiting) cannot step the
  * parent on while it is still starting the others. */
-static int exec_join(struct req_task *t)
+static int exec_join(struct req_task *t) /* NOLINT(misc-no-recursion): see exec_task_done */
 {
     struct exec_task *e = exec_task_of(t);
     unsigned n = req_join_count(t);
@@ -188,7 +190,7 @@ static int exec_join(struct req_task *t)
 
 /* ---- running tasks ------------------------------------------------------------------------- */
 
-static int exec_wait(struct req_task *t, enum req_wait w)
+static int exec_wait(struct req_task *t, enum req_wait w) /* NOLINT(misc-no-recursion) */
 {
     switch (w) {
     case REQ_CALL:
@@ -216,7 +218,7 @@ static void exec_req_suspend(struct req_task *t)
     http_req_suspend(req_task_req(t));
 }
 
-void exec_task_run(struct req_task *t)
+void exec_task_run(struct req_task *t) /* NOLINT(misc-no-recursion): see exec_task_done */
 {
     enum req_wait w;
     while ((w = req_task_step(t)) != REQ_DONE) {

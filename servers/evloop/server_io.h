@@ -35,7 +35,7 @@ struct server_io {
 
 /* The HTTP server's wake_cb, with the server_io as its driver_ctx. On L only (every resume in
  * this model happens on L). */
-void server_io_wake_cb(void *server_io);
+void server_io_wake_cb(void *arg);
 /* Attaches a started server to the loop. Returns 0 or a negative errno. */
 int server_io_start(struct server_io *sio, struct loop *l, struct http_server *srv);
 /* Detaches it; the server is not stopped. */

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -116,8 +117,9 @@ void acceptor_quiesce(struct acceptor *a)
     atomic_store(&a->state, ACCEPTOR_QUIESCING);
     acceptor_wake(a);
     /* Shutdown, not a hot path: a short sleep per look is fine. */
+    struct timespec ms = {0, 1000000};
     while (atomic_load(&a->state) == ACCEPTOR_QUIESCING)
-        usleep(1000);
+        nanosleep(&ms, NULL);
 }
 
 void acceptor_stop(struct acceptor *a)

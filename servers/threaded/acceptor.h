@@ -28,7 +28,7 @@ struct http_server;
 /* The epoll instance and the eventfd; the thread starts in acceptor_start. */
 int acceptor_create(struct acceptor **out);
 /* The HTTP server's wake_cb, with the acceptor as its driver_ctx. Any thread. */
-void acceptor_wake_cb(void *acceptor);
+void acceptor_wake_cb(void *arg);
 /* Starts the thread that drives `srv`. Returns 0 or a negative errno. */
 int acceptor_start(struct acceptor *a, struct http_server *srv);
 /* Makes the thread quiesce the server (http_server_quiesce, on its own thread) and returns

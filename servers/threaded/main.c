@@ -187,13 +187,11 @@ static int threaded_http_start(void)
     cfg.drive = HTTP_DRIVE_EXTERNAL;
     cfg.wake_cb = acceptor_wake_cb;
     int rc = acceptor_create(&threaded.acceptor);
-    if (rc == 0)
-        cfg.driver_ctx = threaded.acceptor;
-    if (rc == 0)
-        rc = http_server_start(&cfg, &threaded.http);
-    if (rc == 0)
-        rc = acceptor_start(threaded.acceptor, threaded.http);
-    return rc;
+    if (rc != 0)
+        return rc;
+    cfg.driver_ctx = threaded.acceptor;
+    rc = http_server_start(&cfg, &threaded.http);
+    return rc != 0 ? rc : acceptor_start(threaded.acceptor, threaded.http);
 }
 
 static int threaded_start(void)
