@@ -153,6 +153,10 @@ struct sched {
     _Atomic unsigned nmspinning;
     struct g *gfree;
     _Atomic unsigned gfree_n; /* read without the lock as a hint */
+    /* Gs whose stacks were given back after a burst. The structs themselves are never freed,
+     * as in Go (sched.gFree.noStack, and allgs): sysmon reads a P's current G without a lock
+     * and may flag one that has just finished. */
+    struct g *gfree_nostack;
 
     unsigned nprocs;
     struct p *allp;

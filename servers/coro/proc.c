@@ -391,12 +391,19 @@ static void gfput(struct p *pp, struct g *gp)
         sched.gfree_n++;
     }
     pthread_mutex_unlock(&sched.lock);
-    while (excess) {
-        struct g *next = excess->schedlink;
-        stack_destroy(&excess->stack);
-        free(excess);
-        excess = next;
+    if (excess == NULL)
+        return;
+    /* After a burst: the stacks go back to the system (munmap, outside the lock), the Gs
+     * stay, on the list of Gs without a stack. */
+    struct g *last = excess;
+    for (struct g *g1 = excess; g1 != NULL; g1 = g1->schedlink) {
+        stack_destroy(&g1->stack);
+        last = g1;
     }
+    pthread_mutex_lock(&sched.lock);
+    last->schedlink = sched.gfree_nostack;
+    sched.gfree_nostack = excess;
+    pthread_mutex_unlock(&sched.lock);
 }
 
 static void g_entry(void *arg);
@@ -416,9 +423,22 @@ static int g_new(void (*fn)(void *), void *arg, struct g **out)
         pthread_mutex_unlock(&sched.lock);
     }
     if (gp == NULL) { /* no cached G: map a fresh stack (the slow path Go's gFree avoids) */
-        gp = calloc(1, sizeof(*gp));
-        if (gp == NULL || stack_create(sched.stack_size, &gp->stack) != 0) {
-            free(gp);
+        pthread_mutex_lock(&sched.lock);
+        if ((gp = sched.gfree_nostack) != NULL)
+            sched.gfree_nostack = gp->schedlink;
+        pthread_mutex_unlock(&sched.lock);
+        bool fresh = gp == NULL;
+        if (fresh && (gp = calloc(1, sizeof(*gp))) == NULL)
+            return -ENOMEM;
+        if (stack_create(sched.stack_size, &gp->stack) != 0) {
+            if (fresh) { /* never seen by anyone: it can go */
+                free(gp);
+            } else {
+                pthread_mutex_lock(&sched.lock);
+                gp->schedlink = sched.gfree_nostack;
+                sched.gfree_nostack = gp;
+                pthread_mutex_unlock(&sched.lock);
+            }
             return -ENOMEM;
         }
     }

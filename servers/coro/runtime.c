@@ -110,6 +110,8 @@ void coro_stop(void)
         pthread_mutex_destroy(&pp->timers_lock);
     }
     coro_free_gs(sched.gfree);
+    coro_free_gs(sched.gfree_nostack); /* stack_destroy ignores the missing stacks */
+    sched.gfree = sched.gfree_nostack = NULL;
     netpoll_close();
     free(sched.allp);
     sched.allp = NULL;
