@@ -220,3 +220,8 @@ const char *trace_req_label(const struct req *r)
 {
     return r->route != NULL ? r->route->path : "?";
 }
+
+int trace_task_pc(const struct req_task *t)
+{
+    return t->pc;
+}

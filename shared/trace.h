@@ -56,6 +56,7 @@
 
 /* Record flags. */
 #define TRACE_NAME_NUM 0x1u /* the name is followed by the record's `id` in decimal ("G" 12) */
+#define TRACE_ID_ARG   0x2u /* X and i: args[note] = id, a second numeric argument */
 
 struct trace_rec {
     uint64_t ts;      /* ns, CLOCK_MONOTONIC; 0: now */
@@ -64,10 +65,10 @@ struct trace_rec {
     uint64_t val;     /* args[key]; a counter's value */
     const char *name; /* required */
     const char *key;  /* the numeric argument's name, or NULL for none */
-    const char *note; /* args.info, or NULL */
+    const char *note; /* args.info, or NULL; with TRACE_ID_ARG, the name of args[note] = id */
     uint32_t tid;     /* 0: the calling thread's own track */
     char ph;          /* 'X', 'A' (an async span: written as "b" and "e"), 'i', 'C', 's', 'f' */
-    uint8_t flags;    /* TRACE_NAME_NUM */
+    uint8_t flags;    /* TRACE_NAME_NUM, TRACE_ID_ARG */
 };
 
 /* True while recording. Relaxed: a site that races the budget running out records one more
@@ -104,6 +105,8 @@ const char *trace_self_name(void);
  * flows. Core knowledge the models do not have. */
 struct req;
 const char *trace_req_label(const struct req *r);
+struct req_task;
+int trace_task_pc(const struct req_task *t); /* the step a task resumes at: 0 first */
 static inline uint64_t trace_req_id(const struct req *r)
 {
     return (uint64_t)(uintptr_t)r;
@@ -123,6 +126,21 @@ static inline void trace_slice(uint64_t t0, const char *name, const char *key, u
     if (t0 != 0 && trace_enabled())
         trace_record(
             &(struct trace_rec){.ts = t0, .name = name, .key = key, .val = val, .ph = 'X'});
+}
+
+/* The same with two numeric arguments. */
+static inline void trace_slice2(uint64_t t0, const char *name, const char *key, uint64_t val,
+                                const char *key2, uint64_t val2)
+{
+    if (t0 != 0 && trace_enabled())
+        trace_record(&(struct trace_rec){.ts = t0,
+                                         .name = name,
+                                         .key = key,
+                                         .val = val,
+                                         .note = key2,
+                                         .id = val2,
+                                         .flags = TRACE_ID_ARG,
+                                         .ph = 'X'});
 }
 
 static inline void trace_instant(const char *name, const char *key, uint64_t val)

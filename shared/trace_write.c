@@ -114,8 +114,13 @@ static void trace_put_event(FILE *f, const struct trace_out *o, int pid, bool fi
             fprintf(f, ":%llu", (unsigned long long)r->val);
         }
         if (r->note != NULL) {
-            fputs(r->key != NULL ? ",\"info\":" : "\"info\":", f);
-            trace_put_str(f, r->note);
+            fputs(r->key != NULL ? "," : "", f);
+            trace_put_str(f, (r->flags & TRACE_ID_ARG) ? r->note : "info");
+            fputc(':', f);
+            if (r->flags & TRACE_ID_ARG)
+                fprintf(f, "%llu", (unsigned long long)r->id);
+            else
+                trace_put_str(f, r->note);
         }
         fputc('}', f);
     }
