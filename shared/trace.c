@@ -79,6 +79,13 @@ void trace_start(const char *path, const char *process)
     atomic_store(&trace_on, true);
 }
 
+void trace_stop(void)
+{
+    trace_write();
+    free(trace_state.path);
+    trace_state.path = NULL;
+}
+
 /* ---- buffers --------------------------------------------------------------------------- */
 
 static struct trace_buf *trace_buf_get(void)

@@ -84,6 +84,10 @@ static inline bool trace_enabled(void)
  * name. Call once, from the main thread, before any other thread exists. */
 void trace_start(const char *path, const char *process);
 
+/* Writes the file now and stops recording; the exit handler then writes nothing. For
+ * programs that want the file before they exit (workloads/micro/trace_cost). */
+void trace_stop(void);
+
 /* The monotonic clock in ns (vDSO clock_gettime, ~20 ns). */
 uint64_t trace_now(void);
 

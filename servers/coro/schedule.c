@@ -329,7 +329,12 @@ void *m_main(void *arg)
 {
     struct m *mp = arg;
     m_bind(mp);
-    trace_thread_name("M", (long)mp->id, 200 + (int)mp->id);
+    if (trace_enabled()) { /* newm numbers us under sched.lock, after pthread_create */
+        pthread_mutex_lock(&sched.lock);
+        unsigned id = mp->id;
+        pthread_mutex_unlock(&sched.lock);
+        trace_thread_name("M", (long)id, 200 + (int)id);
+    }
     ctx_init_thread(&mp->g0);
     struct p *pp = mp->nextp;
     mp->nextp = NULL;

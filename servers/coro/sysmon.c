@@ -58,7 +58,7 @@ static void preemptone(struct p *pp)
     if (gp && !atomic_exchange(&gp->preempt, true)) {
         atomic_fetch_add(&sched.n_preempt_requests, 1);
         trace_instant("preempt request", "p", pp->id);
-        gtrace_p_instant(pp, "preempt request", "g", gp->goid);
+        gtrace_p_instant(pp, "preempt request", NULL, 0); /* gp's fields are its M's */
     }
 }
 

@@ -63,9 +63,12 @@ def run(binary, args, workdir, drive, label="server"):
     with open(err_path, "wb") as err:
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                              stderr=err, cwd=workdir, start_new_session=True)
+    drive_error = None
     try:
         port = _banner_port(p)
         drive(port)
+    except (OSError, Failure) as e:
+        drive_error = e
     finally:
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
@@ -78,7 +81,10 @@ def run(binary, args, workdir, drive, label="server"):
     with open(err_path, errors="replace") as f:
         stderr = f.read()
     for m in SANITIZER_MARKERS:
-        expect(m not in stderr, "%s: sanitizer report:\n%s" % (label, stderr[-4000:]))
+        expect(m not in stderr, "%s: sanitizer report:\n%s" % (label, stderr[-6000:]))
+    if drive_error is not None:
+        raise Failure("%s: %s (exit status %s)\n%s" % (label, drive_error, p.returncode,
+                                                       stderr[-2000:]))
     expect(p.returncode == 0, "%s exited %d:\n%s" % (label, p.returncode, stderr[-2000:]))
     files = [trace] if os.path.exists(trace) else sorted(glob.glob(trace + ".*[0-9]"))
     expect(files, "%s wrote no trace (%s)" % (label, trace))
