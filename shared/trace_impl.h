@@ -57,7 +57,11 @@ struct trace_state {
     bool forked_parent; /* this process forked workers: they write, it does not */
     bool worker;        /* a forked worker: writes path.<pid> */
     uint64_t budget;    /* records */
-    _Atomic long chunks_left;
+    /* Every chunk comes from one arena of budget records, mapped and touched by the first
+     * thread that records (see trace.c); chunks are handed out by an atomic index. */
+    struct trace_chunk *arena;
+    long nchunks;
+    _Atomic long next_chunk;
     atomic_bool full;
     _Atomic uint64_t full_at; /* ns when the budget ran out */
 };
