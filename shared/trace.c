@@ -122,6 +122,8 @@ static struct trace_buf *trace_buf_get(void)
         return NULL;
     b->tid = (uint32_t)gettid();
     b->sort = 100;
+    if (b->tid == (uint32_t)getpid()) /* the main thread, until it names itself */
+        snprintf(b->name, sizeof(b->name), "main");
     pthread_mutex_lock(&trace_state.mu);
     if (trace_state.arena == NULL && atomic_load(&trace_state.next_chunk) == 0)
         trace_arena_init();
