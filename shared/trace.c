@@ -38,9 +38,14 @@ static void trace_atexit(void)
 /* Around fork (prefork.c): the parent only supervises, so it writes nothing; each worker
  * starts with an empty registry (the parent records nothing before forking, but its main
  * thread's buffer, if any, must not be written twice) and writes FILE.<pid>. */
+static void trace_arena_init(void);
+
 static void trace_atfork_parent(void)
 {
     trace_state.forked_parent = true;
+    if (trace_state.arena != NULL) /* it records nothing: give the memory back */
+        munmap(trace_state.arena, (size_t)trace_state.nchunks * sizeof(struct trace_chunk));
+    trace_state.arena = NULL;
 }
 
 static void trace_atfork_child(void)
@@ -50,6 +55,7 @@ static void trace_atfork_child(void)
         munmap(trace_state.arena, (size_t)trace_state.nchunks * sizeof(struct trace_chunk));
     trace_state.arena = NULL;
     atomic_store(&trace_state.next_chunk, 0);
+    trace_arena_init();
     trace_state.bufs = NULL;
     trace_state.forked_parent = false;
     trace_state.worker = true;
@@ -79,6 +85,7 @@ void trace_start(const char *path, const char *process)
     snprintf(trace_state.process, sizeof(trace_state.process), "%s", process);
     trace_state.budget = trace_budget_from_env();
     trace_state.nchunks = (long)(trace_state.budget / TRACE_CHUNK);
+    trace_arena_init();
     pthread_atfork(NULL, trace_atfork_parent, trace_atfork_child);
     atexit(trace_atexit);
     atomic_store(&trace_on, true);
@@ -93,11 +100,12 @@ void trace_stop(void)
 
 /* ---- buffers --------------------------------------------------------------------------- */
 
-/* The arena, under trace_state.mu, once per process, by the first thread that records: the
- * models' threads name themselves when they start, so that is start-up, not a request.
- * Touched page by page here, because a first touch is what costs: on the reference VM a page
- * fault costs 10-25 us (shadow paging), which spread over a page's 64 records would be
- * 150-400 ns each, ten times the record itself. Touching 64 MiB takes 0.2-0.4 s there. */
+/* The arena: mapped and touched page by page at trace_start (before the server announces
+ * itself) and again in each forked worker, which must not write into its parent's copy (a
+ * copy-on-write fault per page). Touched up front because a first touch is what costs: on the
+ * reference VM a page fault costs 10-25 us (shadow paging), which spread over a page's 64
+ * records would be 150-400 ns each, ten times the record itself. Touching the default 64 MiB
+ * takes 0.2-0.4 s there. */
 static void trace_arena_init(void)
 {
     size_t bytes = (size_t)trace_state.nchunks * sizeof(struct trace_chunk);
@@ -125,8 +133,6 @@ static struct trace_buf *trace_buf_get(void)
     if (b->tid == (uint32_t)getpid()) /* the main thread, until it names itself */
         snprintf(b->name, sizeof(b->name), "main");
     pthread_mutex_lock(&trace_state.mu);
-    if (trace_state.arena == NULL && atomic_load(&trace_state.next_chunk) == 0)
-        trace_arena_init();
     b->next = trace_state.bufs;
     trace_state.bufs = b;
     pthread_mutex_unlock(&trace_state.mu);
@@ -138,7 +144,8 @@ static struct trace_buf *trace_buf_get(void)
  * (`full`), so that the trace is a prefix in time rather than each thread's own prefix. */
 static struct trace_chunk *trace_chunk_new(struct trace_buf *b)
 {
-    /* The arena was published under the mutex this thread took to register. */
+    /* The arena was set up before any thread but the main one existed (or in this worker's
+     * fork handler, likewise). */
     long i = atomic_fetch_add(&trace_state.next_chunk, 1);
     struct trace_chunk *c = i < trace_state.nchunks ? &trace_state.arena[i] : NULL;
     if (c == NULL) {
