@@ -24,13 +24,13 @@ from trace_run import Failure, Trace, end, expect, get, in_background, run  # no
 CPU_ITERATIONS = 600000  # ~50 ms at 88 ns an iteration; longer under sanitizers
 
 
-def checked(docs):
+def checked(docs, truncated=False):
     """Runs the format checker on every file; returns the Trace of each."""
     out = []
     for path, doc in docs:
         errs = check_trace.check(doc)
         expect(not errs, "%s breaks the format's rules:\n  %s" % (path, "\n  ".join(errs[:20])))
-        expect(doc["otherData"]["dropped_events"] == 0, "%s dropped records" % path)
+        expect(truncated or doc["otherData"]["dropped_events"] == 0, "%s dropped records" % path)
         out.append(Trace(doc))
     return out
 
@@ -185,6 +185,19 @@ def case_evloop(binary, workdir, extra):
                "expected %d async %s spans, got %d" % (n, what, got))
 
 
+def case_evloop_budget(binary, workdir, extra):
+    """A budget of 1,024 records (four chunks): recording stops when it is spent, the file
+    holds at most the budget, says how many it refused, and still follows the rules."""
+    docs = run(binary, extra, workdir, lambda port: cpu_beside_json(port, extra=["/db"] * 20),
+               env={"TRIAD_TRACE_EVENTS": "1024"})
+    (tr,) = checked(docs, truncated=True)
+    other = tr.doc["otherData"]
+    expect(other["budget_events"] == 1024, "budget %s, not 1024" % other["budget_events"])
+    expect(other["dropped_events"] > 0, "nothing dropped past a budget of 1,024 records")
+    records = sum(1 for e in tr.events if e["ph"] not in "Mbe") + len(tr.all("b"))
+    expect(records <= 1024, "%d records in a budget of 1,024" % records)
+
+
 # ---- coro ------------------------------------------------------------------------------------
 
 def case_coro(binary, workdir, extra):
@@ -228,6 +241,7 @@ CASES = {
     "threaded-workers2": case_threaded_workers2,
     "evloop": case_evloop,
     "evloop-db-on-loop": lambda b, w, x: case_evloop(b, w, ["--db-on-loop"] + x),
+    "evloop-budget": case_evloop_budget,
     "coro-procs1": lambda b, w, x: case_coro(b, w, ["--procs", "1"] + x),
     "coro-procs2": lambda b, w, x: case_coro(b, w, ["--procs", "2"] + x),
 }

@@ -51,7 +51,7 @@ def in_background(port, path, results, key):
     return t
 
 
-def run(binary, args, workdir, drive, label="server"):
+def run(binary, args, workdir, drive, label="server", env=None):
     """Starts `binary` with --trace, calls drive(port), stops it with SIGTERM. Returns the
     list of (path, doc) of the trace files it wrote: FILE, or FILE.<pid> per worker."""
     trace = os.path.join(workdir, label + ".json")
@@ -62,7 +62,8 @@ def run(binary, args, workdir, drive, label="server"):
     cmd = [binary, "--port", "0", "--db", db, "--trace", trace] + list(args)
     with open(err_path, "wb") as err:
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                             stderr=err, cwd=workdir, start_new_session=True)
+                             stderr=err, cwd=workdir, start_new_session=True,
+                             env=dict(os.environ, **(env or {})))
     drive_error = None
     try:
         port = _banner_port(p)
