@@ -151,7 +151,7 @@ static struct trace_out *trace_collect(size_t *count, uint64_t *dropped)
         struct trace_chunk *c = atomic_load_explicit(&b->head, memory_order_acquire);
         for (; c != NULL; c = atomic_load_explicit(&c->next, memory_order_acquire)) {
             uint32_t k = atomic_load_explicit(&c->n, memory_order_acquire);
-            if (n + 2 * k > cap) {
+            if (out == NULL || n + 2 * k > cap) {
                 size_t ncap = cap ? cap * 2 : 4096;
                 while (ncap < n + 2 * k)
                     ncap *= 2;

@@ -94,7 +94,7 @@ int main(int argc, char **argv)
     /* Room for every record below: 6 runs of up to 2 threads. */
     char budget[32];
     snprintf(budget, sizeof(budget), "%lu", 12 * n + 4096);
-    setenv("TRIAD_TRACE_EVENTS", budget, 1);
+    setenv("TRIAD_TRACE_EVENTS", budget, 1); /* NOLINT(concurrency-mt-unsafe): one thread yet */
 
     printf("tracing off, %llu iterations:\n", TRACE_COST_OFF_ITERS);
     double base = trace_cost_off(false), site = trace_cost_off(true);
