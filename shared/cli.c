@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CLI_COMMON_COUNT 15
+#define CLI_COMMON_COUNT 16
 
 static void cli_common_table(struct cli_common *c, struct cli_opt t[CLI_COMMON_COUNT])
 {
@@ -39,6 +39,9 @@ static void cli_common_table(struct cli_common *c, struct cli_opt t[CLI_COMMON_C
          "a whole upstream call (connect, write, read) must end within this (504 beyond)"},
         {"upstream-idle", CLI_INT, &c->upstream_idle, 0, 4096, "N",
          "idle keep-alive connections to the upstream service kept for reuse"},
+        {"trace", CLI_STRING, &c->trace, 0, 0, "FILE",
+         "write an execution trace (Trace Event Format JSON) to FILE at exit; with workers, "
+         "FILE.<pid> each"},
     };
     memcpy(t, table, sizeof(table));
 }
@@ -65,6 +68,7 @@ void cli_common_defaults(struct cli_common *c)
          * service that is really stuck times out. */
         .upstream_timeout = 30,
         .upstream_idle = 2,
+        .trace = "",
     };
 }
 

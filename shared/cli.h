@@ -44,6 +44,7 @@ struct cli_common {
     long long upstream_timeout; /* seconds for a whole call */
     long long upstream_idle;    /* idle keep-alive connections kept; each model sets its
                                  * runtime's default before parsing */
+    const char *trace;          /* --trace FILE, or "": no trace (trace.h) */
 };
 
 struct cli_model {

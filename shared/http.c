@@ -9,6 +9,7 @@
 #include "metrics.h"
 #include "req_impl.h"
 #include "route.h"
+#include "trace.h"
 #include "triad_config.h"
 
 #include <errno.h>
@@ -286,6 +287,7 @@ static enum MHD_Result http_access_cb(void *cls, struct MHD_Connection *conn, co
     case HTTP_REQ_RUNNING: /* called again after http_req_resume */
         TRIAD_ASSERT(h->suspended, "handler called again for a running request");
         h->suspended = false;
+        trace_flow_end("resume", trace_req_id(&h->req)); /* in the driver's run (trace.h) */
         return http_queue(h);
     case HTTP_REQ_ANSWERED:
         break;
@@ -416,14 +418,18 @@ void http_req_suspend(struct req *r)
 void http_req_resume(struct req *r)
 {
     struct http_req *h = TRIAD_CONTAINER_OF(r, struct http_req, req);
-    struct http_server *srv = h->srv;
+    /* Read before the resume: once the driver has answered, a drain may stop and free the
+     * server while this thread is still here (TSan saw it, with tracing slowing this thread). */
+    void (*wake_cb)(void *) = h->srv->wake_cb;
+    void *driver_ctx = h->srv->driver_ctx;
     atomic_fetch_sub_explicit(&http_suspended, 1, memory_order_relaxed);
+    trace_flow_start("resume", trace_req_id(r)); /* to the driver that queues the answer */
     /* Only the connection and the server are touched: the driver's thread owns `h` again from
      * here on. libmicrohttpd takes its cleanup mutex and marks the connection; the driver
      * picks it up at its next run, which the wake-up asks for (see http.h). */
     MHD_resume_connection(h->conn);
-    if (srv->wake_cb != NULL)
-        srv->wake_cb(srv->driver_ctx);
+    if (wake_cb != NULL)
+        wake_cb(driver_ctx);
 }
 
 /* ---- the daemon -------------------------------------------------------------------------- */

@@ -5,6 +5,7 @@
 #include "db.h"
 #include "http.h"
 #include "metrics.h"
+#include "trace.h"
 #include "triad_config.h"
 #include "upstream.h"
 
@@ -171,6 +172,8 @@ int serve_start(int argc, char **argv, const struct cli_model *cli, struct cli_c
     int rc = cli_parse(argc, argv, cli, c);
     if (rc != 0)
         return rc > 0 ? 0 : 2;
+    if (c->trace[0] != '\0') /* before any thread: see trace.h */
+        trace_start(c->trace, cli->prog);
     serve_signals_block(signals);
     serve_rlimit_raise();
     metrics_init(model, gauges_cb);

@@ -111,6 +111,10 @@ void coro_chan_send(struct coro_chan *c, const void *elem);                 /* p
 bool coro_chan_recv(struct coro_chan *c, void *elem); /* false: closed and drained */
 void coro_chan_close(struct coro_chan *c);
 
+/* Names the calling goroutine's run slices in a trace (gtrace.h): a static string, such as a
+ * request's route. */
+void coro_trace_label(const char *label);
+
 /* Figures for /stats (any thread). */
 struct coro_stats {
     unsigned procs, ms_total, ms_idle, ms_spinning, ms_in_syscall, ps_idle;

@@ -8,6 +8,7 @@
 #include "db.h"
 #include "http.h"
 #include "pg_async.h"
+#include "trace.h"
 
 #include <errno.h>
 
@@ -59,6 +60,8 @@ static int exec_fd(struct req_task *t)
 static void exec_child_main(void *arg)
 {
     struct req_task *c = arg;
+    if (trace_enabled())
+        coro_trace_label("fanout child");
     struct exec_task *parent = req_task_model_ctx(req_task_parent(c));
     exec_task_run(c);
     coro_wg_done(&parent->wg);
@@ -118,6 +121,8 @@ void exec_task_run(struct req_task *t)
 static void exec_req_main(void *arg)
 {
     struct req *r = arg;
+    if (trace_enabled())
+        coro_trace_label(trace_req_label(r));
     exec_task_run(req_root(r));
     if (coro_attached())
         return;         /* finished inline, never suspended: the glue queues the answer */

@@ -63,6 +63,8 @@ struct g {
     enum g_inline inline_state;
     struct timer *sleep_timer; /* the timer of a coro_sleep in progress */
     void *param;               /* a value handed over by whoever readied it (channels) */
+    const char *trace_label;   /* gtrace.h: what its run slices are called, or NULL */
+    bool trace_readied;        /* gtrace.h: a "ready" flow waits for its next run */
 };
 
 /* ---- M: an OS thread --------------------------------------------------------------------- */
@@ -94,6 +96,10 @@ struct m {
     struct m *alllink;   /* next in sched.allm */
     pthread_t thread;
     unsigned id;
+    /* gtrace.h, this M's own: when the current run and its stretch on a P began (0: not
+     * traced), that P, and when the current blocking call began. */
+    uint64_t trace_run_ts, trace_seg_ts, trace_sys_ts;
+    struct p *trace_seg_p;
 };
 
 /* ---- P: the right to run Go code --------------------------------------------------------- */

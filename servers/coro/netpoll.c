@@ -29,6 +29,7 @@
  *     readiness is not reliably edge-signalled after a partial drain.
  */
 #include "gmp.h"
+#include "gtrace.h"
 
 #include "check.h"
 
@@ -272,6 +273,7 @@ struct g *netpoll(int64_t delay_ns)
         if (gp == NULL)
             continue;
         atomic_store_explicit(&gp->status, G_RUNNABLE, memory_order_relaxed);
+        gtrace_ready(gp, "netpoll");
         gp->schedlink = list;
         list = gp;
     }

@@ -89,6 +89,7 @@
  *   - An inline child never switches anywhere but back to its parent until it has detached.
  */
 #include "gmp.h"
+#include "gtrace.h"
 
 #include "check.h"
 
@@ -303,6 +304,7 @@ void ready(struct g *gp, bool next)
 {
     TRIAD_ASSERT(atomic_load(&gp->status) == G_WAITING, "ready: goroutine is not waiting");
     atomic_store(&gp->status, G_RUNNABLE);
+    gtrace_ready(gp, "ready");
     struct m *mp = m_current();
     if (mp && mp->p) {
         runqput(mp->p, gp, next);
@@ -452,6 +454,8 @@ static int g_new(void (*fn)(void *), void *arg, struct g **out)
     gp->schedlink = NULL;
     gp->inline_parent = NULL;
     gp->inline_state = G_INLINE_NONE;
+    gp->trace_label = NULL;
+    gp->trace_readied = false;
     gp->goid = atomic_fetch_add(&sched.goid_next, 1);
     atomic_store(&gp->preempt, false);
     atomic_store(&gp->status, G_RUNNABLE);
@@ -496,6 +500,7 @@ int coro_go(void (*fn)(void *), void *arg)
     int rc = g_new(fn, arg, &gp);
     if (rc != 0)
         return rc;
+    gtrace_ready(gp, "go");
     struct m *mp = m_current();
     if (mp == NULL || mp->p == NULL) {
         pthread_mutex_lock(&sched.lock);
@@ -612,8 +617,10 @@ int coro_run_inline(void (*fn)(void *), void *arg, struct g **detached)
     gp->inline_state = G_INLINE_RUNNING;
     atomic_store(&gp->status, G_RUNNING);
     atomic_store(&mp->curg, gp);
+    uint64_t t0 = trace_begin();
     ctx_switch(&parent->ctx, &gp->ctx);
     /* Back on the parent (on the same M: an attached child never leaves it). */
+    gtrace_inline_end(mp, gp, t0);
     if (gp->inline_state == G_INLINE_FINISHED) {
         g_free(m_current()->p, gp);
         return 0;
@@ -628,6 +635,7 @@ void coro_detached_ready(struct g *gp)
 {
     bool preempted = gp->inline_state == G_INLINE_PREEMPTED;
     gp->inline_state = G_INLINE_NONE;
+    gtrace_ready(gp, preempted ? "preempted" : "detached");
     if (preempted) {
         atomic_fetch_add(&sched.n_preemptions, 1);
         pthread_mutex_lock(&sched.lock);
@@ -637,4 +645,11 @@ void coro_detached_ready(struct g *gp)
         runqput(m_current()->p, gp, true);
     }
     wakep();
+}
+
+void coro_trace_label(const char *label)
+{
+    struct g *gp = g_running();
+    if (gp != NULL)
+        gp->trace_label = label;
 }

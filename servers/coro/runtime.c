@@ -1,5 +1,6 @@
 /* runtime.c - starting and stopping the runtime, and its figures for /stats. */
 #include "gmp.h"
+#include "gtrace.h"
 
 #include "check.h"
 
@@ -34,6 +35,7 @@ int coro_start(const struct coro_config *cfg)
     }
     pthread_mutex_unlock(&sched.lock);
     atomic_store(&sched.lastpoll, nanotime());
+    gtrace_start(cfg->procs);
     netpoll_init();
     return sysmon_start();
 }

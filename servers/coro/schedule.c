@@ -9,6 +9,7 @@
  * findRunnable follows Go 1.19's order step by step; the numbered comments match it.
  */
 #include "gmp.h"
+#include "gtrace.h"
 
 #include "check.h"
 
@@ -68,8 +69,10 @@ static struct g *steal_work(struct m *mp, uint64_t now, uint64_t *poll_until, bo
             }
             if (atomic_load(&p2->status) != P_IDLE) {
                 struct g *gp = runqsteal(pp, p2, last);
-                if (gp)
+                if (gp) {
+                    gtrace_p_instant(pp, "steal", "from", p2->id);
                     return gp;
+                }
             }
         }
     }
@@ -104,7 +107,9 @@ static struct g *block_in_netpoll(struct m *mp, uint64_t poll_until, bool was_sp
     uint64_t now = nanotime();
     int64_t delay = poll_until == 0 ? -1 : poll_until > now ? (int64_t)(poll_until - now) : 0;
     atomic_store(&sched.pollUntil, poll_until);
+    uint64_t t0 = trace_begin();
     struct g *list = atomic_load(&sched.stopping) ? NULL : netpoll(delay);
+    trace_slice(t0, "netpoll", NULL, 0);
     atomic_store(&sched.pollUntil, 0);
     atomic_store(&sched.lastpoll, nanotime());
     pthread_mutex_lock(&sched.lock);
@@ -241,8 +246,10 @@ static struct g *exitsyscall0(struct m *mp, struct g *gp)
     pthread_mutex_lock(&sched.lock);
     struct p *pp = pidleget();
     atomic_store(&gp->status, G_RUNNABLE);
-    if (pp == NULL)
+    if (pp == NULL) {
+        gtrace_ready(gp, "syscall exit");
         globrunqput(gp);
+    }
     pthread_mutex_unlock(&sched.lock);
     if (pp != NULL) {
         acquirep(mp, pp);
@@ -258,6 +265,7 @@ static struct g *after_switch(struct m *mp, struct g *gp)
     atomic_store(&mp->curg, NULL);
     enum m_action act = mp->act;
     mp->act = M_ACT_NONE;
+    gtrace_run_end(mp, gp, act);
     switch (act) {
     case M_ACT_PARK:
         atomic_store(&gp->status, G_WAITING);
@@ -270,6 +278,7 @@ static struct g *after_switch(struct m *mp, struct g *gp)
         /* fall through: a preempted G is yielded to the global queue, as gopreempt_m does */
     case M_ACT_YIELD:
         atomic_store(&gp->status, G_RUNNABLE);
+        gtrace_ready(gp, act == M_ACT_PREEMPT ? "preempted" : "yield");
         pthread_mutex_lock(&sched.lock);
         globrunqput(gp);
         pthread_mutex_unlock(&sched.lock);
@@ -296,6 +305,7 @@ static struct g *execute(struct m *mp, struct g *gp, bool inherit_time)
     if (!inherit_time)
         atomic_fetch_add(&pp->schedtick, 1); /* a new time slice: sysmon's clock restarts */
     atomic_store(&mp->curg, gp);
+    gtrace_run_begin(mp, gp);
     struct ctx *back = ctx_switch(&mp->g0, &gp->ctx);
     return g_of(back);
 }
@@ -319,6 +329,12 @@ void *m_main(void *arg)
 {
     struct m *mp = arg;
     m_bind(mp);
+    if (trace_enabled()) { /* newm numbers us under sched.lock, after pthread_create */
+        pthread_mutex_lock(&sched.lock);
+        unsigned id = mp->id;
+        pthread_mutex_unlock(&sched.lock);
+        trace_thread_name("M", (long)id, 200 + (int)id);
+    }
     ctx_init_thread(&mp->g0);
     struct p *pp = mp->nextp;
     mp->nextp = NULL;
@@ -337,6 +353,7 @@ void coro_enter_syscall(void)
     struct g *gp = atomic_load(&mp->curg);
     struct p *pp = mp->p;
     TRIAD_ASSERT(gp != NULL && pp != NULL, "coro_enter_syscall: not on a goroutine");
+    gtrace_syscall_enter(mp);
     atomic_store(&gp->status, G_SYSCALL);
     mp->oldp = pp;
     mp->p = NULL;
@@ -360,6 +377,7 @@ void coro_exit_syscall(void)
         acquirep(mp, oldp);
         atomic_fetch_add(&oldp->syscalltick, 1);
         atomic_store(&gp->status, G_RUNNING);
+        gtrace_syscall_exit(mp, true);
         return;
     }
     /* It was handed off: any idle P will do. */
@@ -370,9 +388,11 @@ void coro_exit_syscall(void)
         if (pp != NULL) {
             acquirep(mp, pp);
             atomic_store(&gp->status, G_RUNNING);
+            gtrace_syscall_exit(mp, true);
             return;
         }
     }
+    gtrace_syscall_exit(mp, false);
     /* None: queue ourselves globally and let g0 park this M (exitsyscall0). We continue on
      * whichever M picks us up. */
     mp->act = M_ACT_SYSCALL_EXIT;

@@ -35,6 +35,7 @@ static void shard_wake_cb(void *arg)
 static void shard_main(void *arg)
 {
     struct shard *s = arg;
+    coro_trace_label("shard");
     for (;;) {
         int phase = atomic_load(&shard.phase);
         if (phase >= SHARD_QUIESCING && !atomic_load(&s->quiesced)) {

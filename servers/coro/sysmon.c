@@ -14,6 +14,7 @@
  * P is taken again (acquirep wakes it): an idle server costs no CPU.
  */
 #include "gmp.h"
+#include "gtrace.h"
 
 #include "check.h"
 
@@ -54,8 +55,11 @@ static void preemptone(struct p *pp)
 {
     struct m *mp = atomic_load(&pp->m);
     struct g *gp = mp ? atomic_load(&mp->curg) : NULL;
-    if (gp && !atomic_exchange(&gp->preempt, true))
+    if (gp && !atomic_exchange(&gp->preempt, true)) {
         atomic_fetch_add(&sched.n_preempt_requests, 1);
+        trace_instant("preempt request", "p", pp->id);
+        gtrace_p_instant(pp, "preempt request", NULL, 0); /* gp's fields are its M's */
+    }
 }
 
 /* One look at a P in a blocking call: true if it was handed off. */
@@ -75,6 +79,8 @@ static bool sysmon_retake_syscall(struct p *pp, uint64_t now)
     if (!atomic_compare_exchange_strong(&pp->status, &expect, P_IDLE))
         return false; /* the call returned meanwhile */
     atomic_fetch_add(&sched.n_handoffs, 1);
+    trace_instant("handoff", "p", pp->id);
+    gtrace_p_instant(pp, "handoff", NULL, 0);
     handoffp(pp);
     return true;
 }
@@ -115,6 +121,7 @@ static void *sysmon_main(void *arg)
 {
     (void)arg;
     unsigned idle = 0, delay = SYSMON_TICK_MIN_US;
+    trace_thread_name("sysmon", -1, 900);
     while (!atomic_load(&sched.stopping)) {
         if (idle == 0)
             delay = SYSMON_TICK_MIN_US;

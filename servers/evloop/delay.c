@@ -3,6 +3,7 @@
 
 #include "check.h"
 #include "loop.h"
+#include "trace.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -105,6 +106,7 @@ static void delay_tick_cb(struct loop_timer *t)
         d->window_start_ms = loop_now(d->loop);
     }
     uint64_t late_ns = elapsed > d->resolution_ns ? elapsed - d->resolution_ns : 0;
+    trace_counter("loop delay us", -1, late_ns / 1000);
     delay_hist_record(&d->cur, late_ns / 1000);
     d->count++;
     d->sum_us += late_ns / 1000;

@@ -28,12 +28,16 @@
  * libuv <= 1.44 (Debian 12's libuv1) ran the timers first in each iteration instead. The
  * difference shows in ordering puzzles (setTimeout(0) against I/O callbacks), not in latency.
  *
+ * Tracing (trace.h): each iteration is a slice on the loop's track with one slice per phase
+ * inside ("epoll_wait" inside "poll" is the time asleep); the callbacks record their own.
+ *
  * Costs: a timer start or stop is O(log n) in active timers; each iteration calls
  * clock_gettime twice (vDSO, ~20 ns) and epoll_wait once.
  */
 #include "loop.h"
 
 #include "check.h"
+#include "trace.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -372,7 +376,9 @@ static int loop_poll_timeout(const struct loop *l)
 
 static int loop_poll(struct loop *l, int timeout)
 {
+    uint64_t t0 = trace_begin();
     int n = epoll_wait(l->epfd, l->events, LOOP_EVENTS_MAX, timeout);
+    trace_slice(t0, "epoll_wait", "events", n > 0 ? (uint64_t)n : 0);
     if (n < 0)
         return errno == EINTR ? 0 : -errno;
     loop_update_time(l); /* the callbacks see the time they woke up at */
@@ -389,22 +395,33 @@ static int loop_poll(struct loop *l, int timeout)
 
 /* ---- run --------------------------------------------------------------------------------- */
 
+/* A phase's slice: one branch each way when tracing is off. */
+#define LOOP_PHASE(name, call)                                                                     \
+    do {                                                                                           \
+        uint64_t t0_ = trace_begin();                                                              \
+        call;                                                                                      \
+        trace_slice(t0_, name, NULL, 0);                                                           \
+    } while (0)
+
 int loop_run(struct loop *l)
 {
     int rc = 0;
+    trace_thread_name("loop", -1, 1);
     loop_update_time(l);
-    loop_run_timers(l);
+    LOOP_PHASE("timers", loop_run_timers(l));
     while (!l->stopping && rc == 0) {
-        loop_run_pending(l);
+        uint64_t t0 = trace_begin();
+        LOOP_PHASE("pending", loop_run_pending(l));
         /* idle: no idle handles here (see the top of the file) */
-        loop_hooks_run(l->prepare);
-        rc = loop_poll(l, loop_poll_timeout(l));
+        LOOP_PHASE("prepare", loop_hooks_run(l->prepare));
+        LOOP_PHASE("poll", rc = loop_poll(l, loop_poll_timeout(l)));
         for (int round = 0; round < LOOP_PENDING_ROUNDS && l->pending != NULL; round++)
-            loop_run_pending(l);
-        loop_hooks_run(l->check);
-        loop_run_closing(l);
+            LOOP_PHASE("pending", loop_run_pending(l));
+        LOOP_PHASE("check", loop_hooks_run(l->check));
+        LOOP_PHASE("close", loop_run_closing(l));
         loop_update_time(l);
-        loop_run_timers(l);
+        LOOP_PHASE("timers", loop_run_timers(l));
+        trace_slice(t0, "iteration", "n", l->iterations);
         l->iterations++;
     }
     l->stopping = false;

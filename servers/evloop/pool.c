@@ -12,6 +12,7 @@
 
 #include "check.h"
 #include "loop.h"
+#include "trace.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -80,6 +81,7 @@ static void *pool_thread_main(void *arg)
 {
     struct pool *p = arg;
     struct pool_work *w;
+    trace_thread_name_seq("pool-", 10);
     while ((w = pool_work_take(p)) != NULL) {
         w->work_cb(w);
         pool_work_complete(p, w);
@@ -157,7 +159,8 @@ void pool_work_queue(struct pool *p, struct pool_work *w, void (*work_cb)(struct
     w->done_cb = done_cb;
     pthread_mutex_lock(&p->work_mutex);
     pool_list_append(&p->work_head, &p->work_tail, w);
-    atomic_fetch_add_explicit(&p->queued, 1, memory_order_relaxed);
+    unsigned queued = atomic_fetch_add_explicit(&p->queued, 1, memory_order_relaxed) + 1;
+    trace_counter("pool queue", -1, queued);
     pthread_cond_signal(&p->work_cond);
     pthread_mutex_unlock(&p->work_mutex);
 }

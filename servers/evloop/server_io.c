@@ -3,13 +3,16 @@
 
 #include "check.h"
 #include "http.h"
+#include "trace.h"
 
 #include <sys/epoll.h>
 
 static void server_io_run(struct server_io *sio)
 {
     sio->ran = true;
-    http_server_run(sio->srv);
+    uint64_t t0 = trace_begin();
+    http_server_run(sio->srv); /* new requests' first steps run in here */
+    trace_slice(t0, "http", NULL, 0);
 }
 
 static void server_io_ready_cb(struct loop_io *io, uint32_t events)

@@ -3,6 +3,7 @@
 
 #include "check.h"
 #include "http.h"
+#include "trace.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -85,6 +86,7 @@ static void *acceptor_main(void *arg)
     struct acceptor *a = arg;
     struct pollfd pf[2] = {{.fd = http_server_fd(a->srv), .events = POLLIN},
                            {.fd = a->wakefd, .events = POLLIN}};
+    trace_thread_name("acceptor", -1, 1);
     while (atomic_load(&a->state) != ACCEPTOR_STOPPING) {
         pthread_mutex_lock(&a->drive);
         int timeout = http_server_timeout_ms(a->srv);
@@ -98,7 +100,9 @@ static void *acceptor_main(void *arg)
             http_server_quiesce(a->srv);
             atomic_compare_exchange_strong(&a->state, &expect, ACCEPTOR_QUIESCED);
         }
-        http_server_run(a->srv);
+        uint64_t t0 = trace_begin();
+        http_server_run(a->srv); /* where answers are written */
+        trace_slice(t0, "MHD_run", NULL, 0);
         pthread_mutex_unlock(&a->drive);
     }
     return NULL;

@@ -8,6 +8,7 @@
 #include "db.h"
 #include "hook.h"
 #include "http.h"
+#include "trace.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -57,7 +58,9 @@ static int exec_call(struct req_task *t)
     struct db *db = NULL;
     if (req_call_wants_db(t) && (db = exec_thread_db()) == NULL)
         return -EIO;
+    uint64_t t0 = trace_begin();
     req_call_run(t, db);
+    trace_slice(t0, "call", NULL, 0);
     return 0;
 }
 
@@ -76,8 +79,10 @@ static int exec_timer(struct req_task *t)
         deadline.tv_nsec -= 1000000000;
     }
     hook_blocking_enter();
+    uint64_t t0 = trace_begin();
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &deadline, NULL) == EINTR)
         ;
+    trace_slice(t0, "sleep", "ms", ms);
     hook_blocking_exit();
     return 0;
 }
@@ -96,17 +101,19 @@ static long long exec_now_ms(void)
 static int exec_fd(struct req_task *t)
 {
     unsigned ev = req_fd_events(t);
-    struct pollfd p = {.fd = req_fd(t),
-                       .events = (short)(((ev & REQ_FD_READ) ? POLLIN : 0) |
-                                         ((ev & REQ_FD_WRITE) ? POLLOUT : 0))};
+    struct pollfd p = {
+        .fd = req_fd(t),
+        .events = (short)(((ev & REQ_FD_READ) ? POLLIN : 0) | ((ev & REQ_FD_WRITE) ? POLLOUT : 0))};
     int timeout = req_fd_timeout_ms(t);
     long long deadline = timeout < 0 ? -1 : exec_now_ms() + timeout;
     int n;
     hook_blocking_enter();
+    uint64_t t0 = trace_begin();
     do {
         long long left = deadline < 0 ? -1 : deadline - exec_now_ms();
         n = poll(&p, 1, left < 0 && deadline >= 0 ? 0 : (int)left);
     } while (n < 0 && errno == EINTR);
+    trace_slice(t0, "poll", "fd", (uint64_t)p.fd);
     hook_blocking_exit();
     if (n == 0)
         req_fd_expired(t);
@@ -117,7 +124,10 @@ static int exec_fd(struct req_task *t)
 
 static void *exec_child_main(void *arg)
 {
+    trace_thread_name("fanout", -1, 300);
+    uint64_t t0 = trace_begin();
     exec_task_run(arg);
+    trace_slice(t0, "child", "req", trace_req_id(req_task_req(arg)));
     return NULL;
 }
 
@@ -134,6 +144,7 @@ static int exec_join(struct req_task *t)
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, EXEC_CHILD_STACK);
     hook_blocking_enter(); /* the children take the GIL for their own steps */
+    uint64_t t0 = trace_begin();
     while (started < n && pthread_create(&threads[started], &attr, exec_child_main,
                                          req_join_child(t, started)) == 0)
         started++;
@@ -141,6 +152,7 @@ static int exec_join(struct req_task *t)
         req_task_fail(req_join_child(t, i), "cannot start threads");
     for (unsigned i = 0; i < started; i++)
         pthread_join(threads[i], NULL);
+    trace_slice(t0, "join", "threads", started);
     hook_blocking_exit();
     pthread_attr_destroy(&attr);
     free(threads);
@@ -187,8 +199,15 @@ static void exec_pool_run_cb(struct pool_item *item)
 {
     struct exec_task *e = TRIAD_CONTAINER_OF(item, struct exec_task, item);
     struct req *r = req_task_req(e->task);
+    /* The request's slice on this thread, named by its route; the flows tie it to the
+     * acceptor's runs that queued it and that answer it. Nothing of r is read after the
+     * resume: the acceptor may free it at once. */
+    uint64_t t0 = trace_begin(), id = trace_req_id(r);
+    const char *label = t0 ? trace_req_label(r) : NULL;
+    trace_flow_end("queue", id);
     exec_task_run(e->task);
     http_req_resume(r);
+    trace_slice(t0, label, "req", id);
 }
 
 /* On the acceptor (pool mode): out of its poll set and into the queue. On the connection's
@@ -196,13 +215,19 @@ static void exec_pool_run_cb(struct pool_item *item)
 static void exec_req_start_cb(struct req *r)
 {
     if (exec.pool == NULL) {
+        uint64_t t0 = trace_begin();
+        if (t0 != 0)
+            trace_thread_name("conn", -1, 50);
         exec_task_run(req_root(r));
+        trace_slice(t0, t0 ? trace_req_label(r) : NULL, "req", trace_req_id(r));
         return;
     }
     struct exec_task *e = req_model_ctx(r);
     e->task = req_root(r);
     http_req_suspend(r);
+    trace_flow_start("queue", trace_req_id(r));
     pool_submit(exec.pool, &e->item);
+    trace_counter("queue", -1, pool_queued(exec.pool));
 }
 
 const struct http_model exec_http_model = {

@@ -1,6 +1,11 @@
 /* gil.c - the GIL (see gil.h). The structure follows CPython's ceval_gil.c: a boolean `locked`
  * guarded by `mutex` and `cond`, plus `switch_mutex` and `switch_cond` for the forced switch.
  *
+ * Tracing (trace.h): the GIL has a track of its own whose slices are its holders (named after
+ * their threads), with instants for drop requests and forced switches; a thread's own track
+ * shows its "GIL wait" slices and its "forced switch" slices. The times that bound a holder's
+ * slice are read under `mutex`, so that consecutive holders' slices cannot overlap.
+ *
  * Invariants:
  *   - `locked` is true exactly while one thread is between gil_take and gil_drop.
  *   - `last_holder` names the thread that most recently took the GIL; `switch_number` counts
@@ -11,6 +16,7 @@
 #include "gil.h"
 
 #include "check.h"
+#include "trace.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -33,7 +39,24 @@ struct gil {
     long interval_us;
 
     _Atomic uint64_t stat_switches, stat_drop_requests, stat_wait_ns;
+
+    uint64_t trace_since;     /* under mutex: when the holder took it, 0 if not traced */
+    const char *trace_holder; /* under mutex: the holder's track name */
 };
+
+/* A span of the GIL's own track (a holder) or of the calling thread's (tid 0). */
+static void gil_trace_span(uint32_t tid, const char *name, uint64_t t0, uint64_t t1)
+{
+    if (t0 != 0 && trace_enabled())
+        trace_record(&(struct trace_rec){.ts = t0, .end = t1, .name = name, .tid = tid, .ph = 'X'});
+}
+
+static void gil_trace_mark(const char *name)
+{
+    if (trace_enabled())
+        trace_record(&(struct trace_rec){
+            .name = name, .note = trace_self_name(), .tid = TRACE_TID_GIL, .ph = 'i'});
+}
 
 /* A thread's identity: the address of a thread-local byte, unique while the thread lives. */
 static _Thread_local char gil_self_token;
@@ -64,6 +87,7 @@ int gil_create(long interval_us, struct gil **out)
     pthread_cond_init(&g->switch_cond, &attr);
     pthread_condattr_destroy(&attr);
     g->interval_us = interval_us;
+    trace_track_name(TRACE_TID_GIL, "GIL", -1, 0);
     *out = g;
     return 0;
 }
@@ -105,6 +129,8 @@ static void gil_wait_free(struct gil *g)
         if (rc == ETIMEDOUT && g->locked && g->switch_number == seen) {
             atomic_store_explicit(&g->drop_request, 1, memory_order_relaxed);
             atomic_fetch_add_explicit(&g->stat_drop_requests, 1, memory_order_relaxed);
+            trace_instant("drop request", NULL, 0);
+            gil_trace_mark("drop request");
         }
     }
     atomic_fetch_add_explicit(&g->stat_wait_ns, gil_now_ns() - start, memory_order_relaxed);
@@ -112,10 +138,16 @@ static void gil_wait_free(struct gil *g)
 
 void gil_take(struct gil *g)
 {
+    uint64_t t0 = trace_begin();
     pthread_mutex_lock(&g->mutex);
+    bool waited = g->locked;
     if (g->locked)
         gil_wait_free(g);
     g->locked = true;
+    if (t0 != 0) {
+        g->trace_since = trace_now();
+        g->trace_holder = trace_self_name();
+    }
 
     /* Tell a thread waiting in a forced switch that the GIL has changed hands. */
     pthread_mutex_lock(&g->switch_mutex);
@@ -129,7 +161,10 @@ void gil_take(struct gil *g)
 
     /* Whoever asked for a drop has what it wanted, or will ask again after another interval. */
     atomic_store_explicit(&g->drop_request, 0, memory_order_relaxed);
+    uint64_t since = g->trace_since;
     pthread_mutex_unlock(&g->mutex);
+    if (waited)
+        gil_trace_span(0, "GIL wait", t0, since);
 }
 
 void gil_drop(struct gil *g)
@@ -137,8 +172,12 @@ void gil_drop(struct gil *g)
     pthread_mutex_lock(&g->mutex);
     TRIAD_ASSERT(g->locked, "gil_drop: the GIL is not held");
     g->locked = false;
+    uint64_t since = g->trace_since, until = since ? trace_now() : 0;
+    const char *holder = g->trace_holder;
+    g->trace_since = 0;
     pthread_cond_signal(&g->cond);
     pthread_mutex_unlock(&g->mutex);
+    gil_trace_span(TRACE_TID_GIL, holder, since, until);
 }
 
 void gil_yield_if_requested(struct gil *g)
@@ -146,6 +185,8 @@ void gil_yield_if_requested(struct gil *g)
     if (!atomic_load_explicit(&g->drop_request, memory_order_relaxed))
         return;
     gil_drop(g);
+    uint64_t t0 = trace_begin();
+    gil_trace_mark("forced switch");
     /* Forced switch: wait until another thread has taken the GIL, or this thread, being hot
      * on the CPU, would usually win the race back and the waiter would starve. */
     pthread_mutex_lock(&g->switch_mutex);
@@ -155,6 +196,7 @@ void gil_yield_if_requested(struct gil *g)
     }
     pthread_mutex_unlock(&g->switch_mutex);
     gil_take(g);
+    trace_slice(t0, "forced switch", NULL, 0);
 }
 
 void gil_stats_read(struct gil *g, struct gil_stats *out)

@@ -229,11 +229,17 @@ static int threaded_serve(unsigned index, void *arg)
                   threaded.common.drain_timeout);
         return 1;
     }
-    if (threaded.acceptor)
+    /* The pool first: a worker that resumed the last request may still be inside the
+     * acceptor's wake-up, after the answer went out and the drain ended. */
+    bool pooled = threaded.acceptor != NULL;
+    if (pooled) {
+        exec_close(); /* joins the pool: its sqlite connections close */
         acceptor_stop(threaded.acceptor);
+    }
     http_server_stop(threaded.http); /* joins connection threads: their sqlite connections close */
     acceptor_destroy(threaded.acceptor);
-    exec_close(); /* joins the pool: its connections close too */
+    if (!pooled)
+        exec_close();
     gil_destroy(threaded.gil);
     return 0;
 }

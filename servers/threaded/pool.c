@@ -8,6 +8,7 @@
 #include "pool.h"
 
 #include "check.h"
+#include "trace.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -46,6 +47,7 @@ static void *pool_worker(void *arg)
 {
     struct pool *p = arg;
     struct pool_item *it;
+    trace_thread_name_seq("pool-", 10);
     while ((it = pool_pop(p)) != NULL) {
         atomic_fetch_add_explicit(&p->busy, 1, memory_order_relaxed);
         p->run_cb(it);
