@@ -65,7 +65,9 @@ void acceptor_wake_cb(void *arg)
     struct acceptor *a = arg;
     if (atomic_load_explicit(&a->state, memory_order_relaxed) == ACCEPTOR_SERVING &&
         pthread_mutex_trylock(&a->drive) == 0) {
+        uint64_t t0 = trace_begin();
         http_server_run(a->srv);
+        trace_slice(t0, "MHD_run", NULL, 0);
         pthread_mutex_unlock(&a->drive);
         return;
     }

@@ -64,17 +64,25 @@ def cpu_beside_json(port, cpus=1, json_after=0.015, extra=()):
 
 def case_threaded_gil(binary, workdir, extra):
     """Two CPU-bound requests under the GIL: it changes hands between their two threads, each
-    hand-off after a drop request and a forced switch; requests flow acceptor -> pool ->
-    acceptor."""
-    docs = run(binary, ["--gil"] + extra, workdir, lambda port: cpu_beside_json(port, cpus=2))
-    (tr,) = checked(docs)
-    gil = tr.tid("GIL")
-    pools = tr.tids(r"pool-\d+")
-    cpu = request_slices(tr, "/cpu", pools)
-    expect(len(cpu) == 2, "expected two /cpu slices on pool threads, got %d" % len(cpu))
-    cpu_threads = {tr.names[s["tid"]] for s in cpu}
-    expect(len(cpu_threads) == 2, "both /cpu requests ran on %s" % cpu_threads)
-    lo, hi = max(s["ts"] for s in cpu), min(end(s) for s in cpu)
+    hand-off after a drop request and a forced switch; requests flow acceptor -> pool, and
+    back to the acceptor or, when the pool thread found the drive lock free, to itself."""
+    # On a loaded machine the client's second request can reach the server when the first is
+    # nearly done, leaving too short an overlap to judge (a few switch intervals of 5 ms): such
+    # a run is not evidence either way, and the workload runs again, three times at most.
+    for attempt in range(3):
+        docs = run(binary, ["--gil"] + extra, workdir, lambda port: cpu_beside_json(port, cpus=2))
+        (tr,) = checked(docs)
+        gil = tr.tid("GIL")
+        pools = tr.tids(r"pool-\d+")
+        cpu = request_slices(tr, "/cpu", pools)
+        expect(len(cpu) == 2, "expected two /cpu slices on pool threads, got %d" % len(cpu))
+        cpu_threads = {tr.names[s["tid"]] for s in cpu}
+        expect(len(cpu_threads) == 2, "both /cpu requests ran on %s" % cpu_threads)
+        lo, hi = max(s["ts"] for s in cpu), min(end(s) for s in cpu)
+        if hi - lo >= 20000:  # microseconds
+            break
+        print("attempt %d: the two /cpu requests overlapped %.1f ms only; again" %
+              (attempt + 1, (hi - lo) / 1000))
     holders = [s["name"] for s in tr.slices(gil) if lo <= s["ts"] <= hi and s["name"] in cpu_threads]
     changes = sum(1 for a, b in zip(holders, holders[1:]) if a != b)
     expect(changes >= 2, "the GIL changed hands %d times between the two /cpu threads while both "
@@ -94,7 +102,10 @@ def case_threaded_gil(binary, workdir, extra):
         expect(q_s and q_s[0]["tid"] == acceptor, "request %x: no queue flow from the acceptor" % rid)
         expect(q_f and q_f[0]["tid"] == s["tid"], "request %x: its queue flow ends elsewhere" % rid)
         expect(r_s and r_s[0]["tid"] == s["tid"], "request %x: no resume flow from its thread" % rid)
-        expect(r_f and r_f[0]["tid"] == acceptor, "request %x: resume flow not to the acceptor" % rid)
+        # The worker writes its own answer when the drive lock is free (servers/threaded/acceptor.c),
+        # else the acceptor does: the flow ends on one of the two, never on another thread.
+        expect(r_f and r_f[0]["tid"] in (acceptor, s["tid"]),
+               "request %x: resume flow ends neither on the acceptor nor on its own thread" % rid)
         expect(q_s[0]["ts"] <= q_f[0]["ts"] <= r_s[0]["ts"] <= r_f[0]["ts"],
                "request %x: its flows are out of order" % rid)
 
@@ -109,7 +120,8 @@ def case_threaded(binary, workdir, extra):
     for route in ("/cpu", "/json", "/db", "/io", "/fanout"):
         expect(request_slices(tr, route, pools), "no %s slice on a pool thread" % route)
     (io,) = request_slices(tr, "/io", pools)
-    expect([c["name"] for c in tr.children(io, io["tid"])] == ["sleep"],
+    # Then, when the drive lock was free, the thread's own MHD run that writes the answer.
+    expect([c["name"] for c in tr.children(io, io["tid"])] in (["sleep"], ["sleep", "MHD_run"]),
            "/io's slice should hold one sleep: %s" % tr.children(io, io["tid"]))
     (fan,) = request_slices(tr, "/fanout", pools)
     expect("join" in [c["name"] for c in tr.children(fan, fan["tid"])], "/fanout has no join")
