@@ -336,7 +336,7 @@ class Runner:
                                           unavailable)
         points = [pt for run in plan for pt in run.points]
         est = sum(config.estimate_point(pt) for pt in points) + \
-            config.SERVER_START_ESTIMATE * len(plan)
+            sum(config.estimate_start(run, models) for run in plan)
         not_built = sorted({s[1] for s in skipped if s[4] == "not built"})
         sys.stderr.write("triad bench: profile %s, %d scenarios, %d server runs, %d points, "
                          "estimated %s%s\n" % (a.profile, len(scenarios), len(plan), len(points),
@@ -503,6 +503,10 @@ class Runner:
                 self.failures.append({"what": "%s %s start" % (run.scenario, label),
                                       "error": str(e)})
                 return out
+            model = registry.find(self.models, run.model)
+            if peers.needs_prime(model, pending):
+                self.progress.show("%s %s: priming /cpu (JIT warm-up)" % (run.scenario, label))
+                rec["primed_calls"] = peers.prime(server.base_url)
             sampler = Sampler(server.pid) if server.pid else None
             try:
                 while pending:

@@ -13,9 +13,10 @@ KINDS = ("wrk", "open-loop", "idle")
 STEP_KEYS = {"name", "kind", "path", "method", "body", "content_type", "pipeline",
              "connections", "vary", "duration", "warmup", "open_loop_warmup", "repeats", "hold",
              "modes", "models",
-             "profiles", "service_ms", "rate", "clients", "stagger", "background"}
+             "profiles", "service_ms", "rate", "clients", "stagger", "background",
+             "peer_connections"}
 SCENARIO_KEYS = {"title", "description", "modes", "models", "profiles", "step", "upstream",
-                 "peer_modes"}
+                 "peer_modes", "exclude"}
 UPSTREAM_KEYS = {"model", "mode", "args"}
 
 
@@ -213,6 +214,7 @@ def build_plan(scenarios, models, profile, profiles, cores, cpu_iters_per_ms, ov
         sc_modes = pv(d.get("modes"), ["default"])
         sc_models = pv(d.get("models"), None)
         sc_peer_modes = pv(d.get("peer_modes"), None)
+        sc_exclude = set(pv(d.get("exclude"), []))
         for model in models:
             if not target and sc_models and model.name not in sc_models:
                 continue
@@ -233,6 +235,8 @@ def build_plan(scenarios, models, profile, profiles, cores, cpu_iters_per_ms, ov
                 args = [] if target else model.mode_args(mode)
                 if args is None:
                     continue  # this model has no such mode
+                if not target and "%s/%s" % (model.name, mode) in sc_exclude:
+                    continue
                 if not target and model.name in unavailable:
                     skipped.append((sc.name, model.name, mode, "*", unavailable[model.name]))
                     continue
@@ -250,6 +254,8 @@ def build_plan(scenarios, models, profile, profiles, cores, cpu_iters_per_ms, ov
                         skipped.append((sc.name, model.name, mode, "*",
                                         "does not serve %s" % ", ".join(unserved)))
                         continue
+                # the profile's peer_repeats (quick: 1) measures the peers' shapes in less time
+                repeats = prof.get("peer_repeats", prof["repeats"]) if peer else prof["repeats"]
                 run = ServerRun(sc.name, model.name, mode, args, upstream=d.get("upstream"))
                 for st in d["step"]:
                     if "profiles" in st and profile not in st["profiles"]:
@@ -273,6 +279,9 @@ def build_plan(scenarios, models, profile, profiles, cores, cpu_iters_per_ms, ov
                     path_t = st["path"]
                     bg = pv(st.get("background"), None)
                     conns = overrides.get("connections") or pv(st.get("connections"), [16])
+                    if peer and not overrides.get("connections") and \
+                            pv(st.get("peer_connections")) is not None:
+                        conns = pv(st.get("peer_connections"))
                     if not isinstance(conns, list):
                         conns = [conns]
                     if kind == "open-loop":
@@ -302,7 +311,7 @@ def build_plan(scenarios, models, profile, profiles, cores, cpu_iters_per_ms, ov
                                 duration=float(overrides.get("duration", pv(st.get("duration"),
                                                                             prof["duration"]))),
                                 repeats=int(overrides.get("repeats", pv(st.get("repeats"),
-                                                                       prof["repeats"]))),
+                                                                       repeats))),
                                 hold=float(overrides.get("hold", pv(st.get("hold"),
                                                                     prof.get("hold", 1)))),
                                 settle=float(prof.get("settle", 3)),
@@ -341,3 +350,17 @@ def estimate_point(pt):
 
 
 SERVER_START_ESTIMATE = 0.4
+
+
+def estimate_start(run, models):
+    """Rough seconds to start and stop a run's server (and its upstream), prime included."""
+    s = SERVER_START_ESTIMATE
+    model = next((m for m in models if m.name == run.model), None)
+    if model is not None and model.kind == "peer":
+        s += 1.0    # interpreters and gunicorn's arbiter start slower; gunicorn drains on stop
+        if any("/cpu" in pt.path or (pt.background and "/cpu" in pt.background.get("path", ""))
+               for pt in run.points):
+            s += 1.0    # the JIT warm-up (peers.prime)
+    if run.upstream:
+        s += 0.5
+    return s
