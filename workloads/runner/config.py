@@ -358,8 +358,9 @@ def estimate_start(run, models):
     model = next((m for m in models if m.name == run.model), None)
     if model is not None and model.kind == "peer":
         s += 1.0    # interpreters and gunicorn's arbiter start slower; gunicorn drains on stop
-        if any("/cpu" in pt.path or (pt.background and "/cpu" in pt.background.get("path", ""))
-               for pt in run.points):
+        if model.jit and any("/cpu" in pt.path or
+                             (pt.background and "/cpu" in pt.background.get("path", ""))
+                             for pt in run.points):
             s += 1.0    # the JIT warm-up (peers.prime)
     if run.upstream:
         s += 0.5

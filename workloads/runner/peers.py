@@ -80,9 +80,9 @@ def wanted(models, model_filter, target):
 # JIT warm-up: V8 runs /cpu's BigInt loop in its interpreter (~2 µs an iteration) until,
 # after some hundreds of calls, TurboFan compiles it to 64-bit machine arithmetic (~0.2 µs):
 # measured in a fresh process, /cpu would catch Node in whichever tier it happened to be. A
-# long-running server is in the compiled one, so every peer whose server run includes /cpu is
-# primed first with PRIME_S seconds of cheap sequential /cpu calls (Go and CPython have no JIT:
-# for them this is a harmless second).
+# long-running server is in the compiled one, so a JIT peer (registry `jit = true`: node) whose
+# server run includes /cpu is primed first with PRIME_S seconds of cheap sequential /cpu calls,
+# and so is its calibration. Go and CPython compile nothing at run time.
 PRIME_S = 1.0
 PRIME_PATH = "/cpu?iterations=500"
 
@@ -107,7 +107,7 @@ def prime(base_url, seconds=PRIME_S):
 
 
 def needs_prime(model, points):
-    return model is not None and model.kind == "peer" and model.serves("/cpu") and any(
+    return model is not None and model.jit and model.serves("/cpu") and any(
         "/cpu" in pt.path or (pt.background and "/cpu" in pt.background.get("path", ""))
         for pt in points)
 
@@ -123,7 +123,7 @@ def calibrate(runner, peer_models, stop, log_name="calibration.log"):
         server = runner.new_server(m, m.mode_args("default"), tmp, log_name)
         try:
             server.start()
-            primed = prime(server.base_url)
+            primed = prime(server.base_url) if m.jit else 0
             out[m.name] = runner._calibrate_on(server.base_url, "%s/default" % m.name)
             out[m.name]["primed_calls"] = primed
         except Exception as e:  # noqa: BLE001 - a peer that cannot calibrate is reported

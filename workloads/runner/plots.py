@@ -220,7 +220,7 @@ def plot_upstream(doc, path):
         return False
     panels = (("srv_threads_max", "server threads (peak)", True),
               ("srv_fds_max", "server descriptors (peak)", True),
-              ("up_tcp_closed_per_req", "upstream connections closed per request", False))
+              ("up_dials_kernel_per_req", "upstream dials per request (kernel: SYNs)", False))
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     series = {}
     for p in pts:

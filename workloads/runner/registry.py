@@ -24,7 +24,7 @@ TOML = os.path.join(ROOT, "workloads", "models.toml")
 
 KINDS = ("mirror", "floor", "peer")
 MODEL_KEYS = {"kind", "bin", "script", "role", "modes", "tests", "sanitizer_args", "endpoints",
-              "pairs"}
+              "pairs", "jit"}
 
 
 class RegistryError(ValueError):
@@ -43,6 +43,7 @@ class Model:
     sanitizer_args: list = field(default_factory=list)
     endpoints: list = None
     pairs: dict = None          # a peer's mode -> the mirror modes it stands beside
+    jit: bool = False           # a JIT runtime: primed before /cpu is measured (peers.prime)
     program: str = None         # the absolute path, once resolved (resolve())
 
     def resolve(self, build_dir, root=ROOT):
@@ -134,7 +135,9 @@ def _model(path, name, m):
     model = Model(name=name, role=m["role"], modes=modes, kind=kind, bin=m.get("bin"),
                   script=m.get("script"), tests=m.get("tests", []),
                   sanitizer_args=m.get("sanitizer_args", []), endpoints=m.get("endpoints"),
-                  pairs=pairs)
+                  pairs=pairs, jit=m.get("jit", False))
+    if not isinstance(model.jit, bool):
+        raise RegistryError("%s: jit must be true or false" % where)
     if not _strings(model.tests) or not _strings(model.sanitizer_args):
         raise RegistryError("%s: tests and sanitizer_args must be lists of strings" % where)
     for mode in model.tests:

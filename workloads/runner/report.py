@@ -19,7 +19,7 @@ CSV_FIELDS = [
     "idle_alive_end", "rss_before_mib", "kib_per_conn", "threads_before", "threads_per_conn",
     "error", "srv_fds_max", "up_cpu_cores", "up_calls_per_req", "up_dials_per_req",
     "up_reuses_per_req", "up_tcp_closed_per_req", "mid_upstream_connections_open",
-    "mid_goroutines",
+    "mid_goroutines", "up_dials_kernel_per_req",
 ]
 _CSV_MAP = {"p50_ms": "lat_p50_ms", "p90_ms": "lat_p90_ms", "p99_ms": "lat_p99_ms",
             "p999_ms": "lat_p999_ms", "max_ms": "lat_max_ms", "mean_ms": "lat_mean_ms"}
@@ -505,8 +505,11 @@ def upstream_notes(m):
             _int(m.get("mid_upstream_connections_open"))))
     if m.get("mid_goroutines") is not None:
         out.append("%d goroutines halfway" % m["mid_goroutines"])
-    if m.get("up_tcp_closed_per_req") is not None:
-        out.append("%.2f upstream connections closed per request (kernel)"
+    if m.get("up_dials_kernel_per_req") is not None:
+        out.append("%.2f dials per request (kernel: SYNs to the upstream)"
+                   % m["up_dials_kernel_per_req"])
+    elif m.get("up_tcp_closed_per_req") is not None:
+        out.append("at least %.2f upstream connections closed per request (kernel)"
                    % m["up_tcp_closed_per_req"])
     out.append("upstream %.2f cores" % m["up_cpu_cores"])
     return out

@@ -18,16 +18,20 @@ Around every measured run, a Probe adds to the run's metrics:
 - for a server that has /stats (the mirrors): the upstream pool's gauges, deltas over the run
   for the counters (dials, reuses, retries, errors by kind) and a snapshot halfway through the
   run for the levels (connections open, idle, in use; goroutines in coro; threads);
-- for every server, the kernel's view of its connections to the upstream's port
-  (/proc/net/tcp): established at halfway, and how many the client side closed during the run
-  (TIME_WAIT sockets that appeared): the only view there is of a peer's pool, since Go's
-  Transport, Node's Agent and urllib3 keep no counters a server could show.
+- for every server, the kernel's view of its connections to the upstream's port: the SYNs
+  sent to it during the run (every dial, counted by an nftables rule in a table of the
+  runner's own, when `nft` works here: root and nftables), established connections halfway
+  and the TIME_WAIT sockets that appeared (/proc/net/tcp; a lower bound of the connections
+  the server closed, since the kernel reuses TIME_WAIT ports on loopback). The only view there
+  is of a peer's pool: Go's Transport, Node's Agent and urllib3 keep no counters a server
+  shows.
 """
 
 import http.client
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import threading
 
@@ -77,6 +81,60 @@ def tcp_to_port(port):
     return counts, tw
 
 
+class SynCounter:
+    """SYNs sent to a port on this machine, counted by an nftables rule (output hook, accept
+    policy: it counts and changes nothing) in a table of its own, deleted by stop(). Every
+    connect() to the port is one SYN (plus the rare retransmission). Unavailable (read() is
+    None) without nft or without the right to use it."""
+
+    def __init__(self, port):
+        self.port = port
+        self.table = "triad_bench_%d_%d" % (os.getpid(), port)
+        self.ok = False
+
+    def _nft(self, *args):
+        return subprocess.run(["nft"] + list(args), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                              timeout=10)
+
+    def start(self):
+        if shutil.which("nft") is None:
+            return self
+        try:
+            steps = (("add", "table", "inet", self.table),
+                     ("add", "chain", "inet", self.table, "out",
+                      "{ type filter hook output priority 0; policy accept; }"),
+                     ("add", "rule", "inet", self.table, "out", "tcp", "dport", str(self.port),
+                      "tcp flags & (syn|ack) == syn", "counter"))
+            for st in steps:
+                if self._nft(*st).returncode != 0:
+                    self.stop()
+                    return self
+            self.ok = self.read() is not None
+        except (OSError, subprocess.TimeoutExpired):
+            self.ok = False
+        return self
+
+    def read(self):
+        try:
+            p = self._nft("-j", "list", "table", "inet", self.table)
+            doc = json.loads(p.stdout) if p.returncode == 0 else None
+        except (OSError, subprocess.TimeoutExpired, ValueError):
+            return None
+        for item in (doc or {}).get("nftables", []):
+            for e in item.get("rule", {}).get("expr", []):
+                if "counter" in e:
+                    return e["counter"].get("packets")
+        return None
+
+    def stop(self):
+        try:
+            self._nft("delete", "table", "inet", self.table)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        self.ok = False
+
+
 class Service:
     """The upstream server of one server run."""
 
@@ -121,11 +179,14 @@ class Service:
             shutil.rmtree(self.tmp, ignore_errors=True)
             raise UpstreamError("the upstream did not start: %s" % e)
         self.sampler = Sampler(self.server.pid)
+        self.syns = SynCounter(self.server.port).start()
         return self
 
     def stop(self):
         """Stops the upstream; returns what went wrong (anomalies)."""
         out = []
+        if getattr(self, "syns", None) is not None:
+            self.syns.stop()
         if self.sampler:
             self.sampler.stop()
         if self.server is not None and self.server.proc is not None:
@@ -168,6 +229,7 @@ class Probe:
     def begin(self, duration_s):
         self.g0 = _gauges(self.server.base_url) if self.stats else None
         self.up0 = self.service.requests_total()
+        self.syn0 = self.service.syns.read() if self.service.syns.ok else None
         _, self.tw0 = tcp_to_port(self.port)
         self.service.sampler.begin()
         self._mid = {}
@@ -200,6 +262,13 @@ class Probe:
             m["up_requests"] = max(0, up1 - self.up0 - 1)   # less the probe's own /stats
             if requests:
                 m["up_calls_per_req"] = m["up_requests"] / requests
+        if self.syn0 is not None:
+            syn1 = self.service.syns.read()
+            if syn1 is not None:
+                # less the runner's own /stats request to the upstream just above
+                m["up_dials_kernel"] = max(0, syn1 - self.syn0 - 1)
+                if requests:
+                    m["up_dials_kernel_per_req"] = m["up_dials_kernel"] / requests
         counts, tw1 = tcp_to_port(self.port)
         # less the TIME_WAIT of the runner's own /stats request to the upstream just above
         m["up_tcp_closed_by_client"] = max(0, len(tw1 - self.tw0) - 1)
