@@ -801,9 +801,9 @@ def list_things(runner):
         print("  %-14s %s" % (name, sc.title))
     print("models (workloads/models.toml):")
     for m in runner.models:
-        print("  %-10s %-7s %-9s modes: %s  (%s)" % (m.name, m.role,
-                                                   "built" if m.built else "not built",
-                                                   ", ".join(m.modes), m.program))
+        print("  %-10s %-7s %-6s %-9s modes: %s  (%s)" % (
+            m.name, m.role, m.kind, ("launcher" if m.kind == "peer" else "built")
+            if m.built else "not built", ", ".join(m.modes), m.program))
 
 
 def main(argv=None):
