@@ -14,7 +14,7 @@ STEP_KEYS = {"name", "kind", "path", "method", "body", "content_type", "pipeline
              "connections", "vary", "duration", "warmup", "open_loop_warmup", "repeats", "hold",
              "modes", "models",
              "profiles", "service_ms", "rate", "clients", "stagger", "background",
-             "peer_connections"}
+             "peer_connections", "exclude"}
 SCENARIO_KEYS = {"title", "description", "modes", "models", "profiles", "step", "upstream",
                  "peer_modes", "exclude"}
 UPSTREAM_KEYS = {"model", "mode", "args"}
@@ -274,6 +274,9 @@ def build_plan(scenarios, models, profile, profiles, cores, cpu_iters_per_ms, ov
                         continue
                     st_modes = pv(st.get("modes"), None)
                     if not target and st_modes and mode not in st_modes:
+                        continue
+                    if not target and "%s/%s" % (model.name, mode) in set(
+                            pv(st.get("exclude"), [])):
                         continue
                     kind = st.get("kind", "wrk")
                     path_t = st["path"]

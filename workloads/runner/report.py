@@ -427,10 +427,10 @@ def write_report(doc, path, plot_files):
         "at about %sx." % (doc["pinning"]["server_cores"], doc["pinning"]["server_cores"]),
     ]
     if doc["profile"] == "quick":
-        L.append("- This is the quick profile: 1 s runs, 2 repeats, 0.5 s warm-ups, fewer "
-                 "levels, idle counts of at most 1,000, and no pipelined /plaintext, /queries or "
-                 "/updates. Use `workloads/bench --profile full` for TechEmpower-like levels, "
-                 "10 s runs, 3 repeats and 10,000 connections.")
+        L.append("- This is the quick profile: 1 s runs, 2 repeats (the peers: 1), 0.5 s "
+                 "warm-ups, fewer levels, idle counts of at most 1,000, and no pipelined "
+                 "/plaintext, /queries or /updates. Use `workloads/bench --profile full` for "
+                 "TechEmpower-like levels, 10 s runs, 3 repeats and 10,000 connections.")
     L.append("")
     with open(path, "w") as f:
         f.write("\n".join(L))
