@@ -284,7 +284,8 @@ class Probe:
                         m[short] = g1[k] - g0[k]
                         if requests:
                             m[short + "_per_req"] = m[short] / requests
-                e0, e1 = g0.get("upstream_errors_total") or {}, g1.get("upstream_errors_total") or {}
+                e0 = g0.get("upstream_errors_total") or {}
+                e1 = g1.get("upstream_errors_total") or {}
                 if isinstance(e1, dict):
                     errs = {kind: v - (e0.get(kind, 0) if isinstance(e0, dict) else 0)
                             for kind, v in e1.items()}

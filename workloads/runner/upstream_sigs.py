@@ -94,12 +94,13 @@ def sig_evloop(d):
     if p is None:
         return row("sig-upstream-evloop", c, SRC, SC, "", nodata(SC))
     frac, thr = med(p, "little_frac") or 0, med(p, "srv_threads_max") or 0
-    meas = "evloop, %s at %d connections: %s" % (p["path"], p["connections"], describe(p))
+    meas = "evloop, %s at %d connections: %s" % (p.get("path", p["step"]), p["connections"],
+                                                 describe(p))
     if med(p, "up_cpu_cores") is not None:
         meas += "; the upstream used %.2f cores" % med(p, "up_cpu_cores")
     if other is not None:
-        meas += " | %s at %d: %s%s" % (other["path"], other["connections"], describe(other),
-                                       cpu_note(other))
+        meas += " | %s at %d: %s%s" % (other.get("path", other["step"]), other["connections"],
+                                       describe(other), cpu_note(other))
     else:
         meas += cpu_note(p)
     ok = frac >= 0.9 and thr <= 1
@@ -126,10 +127,10 @@ def sig_coro(d, cores):
     n = p["connections"]
     frac, thr = med(p, "little_frac") or 0, med(p, "srv_threads_max") or 0
     gor = med(p, "mid_goroutines")
-    meas = "coro, %s at %d connections: %s" % (p["path"], n, describe(p))
+    meas = "coro, %s at %d connections: %s" % (p.get("path", p["step"]), n, describe(p))
     if other is not None:
-        meas += " | %s at %d: %s%s" % (other["path"], other["connections"], describe(other),
-                                       cpu_note(other))
+        meas += " | %s at %d: %s%s" % (other.get("path", other["step"]), other["connections"],
+                                       describe(other), cpu_note(other))
     else:
         meas += cpu_note(p)
     # GOMAXPROCS Ms, sysmon, the netpoller's and a spare or two: "a few", never one per call

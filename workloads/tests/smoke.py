@@ -227,7 +227,8 @@ def check_compare():
     out = compare.evaluate(doc)
     r = [x for x in out["mirror_runtime"] if x["scenario"] == "upstream-bound"][0]
     check(r["verdict"] == compare.DIFF and "CPU-bound" in r["why"], repr(r))
-    md = "\n".join(compare.markdown(dict(doc, compare=out), lambda h, rows: "|%d rows|" % len(rows)))
+    md = "\n".join(compare.markdown(dict(doc, compare=out),
+                                    lambda h, rows: "|%d rows|" % len(rows)))
     check("Mirror and runtime" in md and "decomposed" in md and "CPU cost" in md, md)
     # no peer in the run: the tables say so
     doc["points"] = [p for p in pts if p["model"] in ("coro", "evloop", "threaded")]
