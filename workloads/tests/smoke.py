@@ -202,7 +202,7 @@ def check_compare():
            for r in out["mirror_runtime"]}
     check(sig[("CPU-bound scaling", "go/default")]["verdict"] == compare.SAME,
           repr(sig[("CPU-bound scaling", "go/default")]))
-    check(sig[("CPU-bound scaling", "node/default")]["runtime_shape"] == "flat (one core)",
+    check(sig[("CPU-bound scaling", "node/default")]["runtime_shape"] == "one core",
           repr(sig[("CPU-bound scaling", "node/default")]))
     g = sig[("GIL flatness", "python/default")]
     check(g["verdict"] == compare.SAME and g["mirror"] == "threaded/gil", repr(g))
