@@ -293,9 +293,11 @@ def write_report(doc, path, plot_files):
     rows = [[k, v[k] or "not found"] for k in ("gcc", "clang", "libmicrohttpd", "sqlite3",
                                                "jansson", "wrk", "h2load", "python",
                                                "matplotlib", "meson_buildtype")]
-    for name, ver in (m.get("servers") or {}).items():
-        rows.append(["server %s" % name, ver or "not built"])
     peers = doc.get("peers") or {}
+    for name, ver in (m.get("servers") or {}).items():
+        if name in (peers.get("versions") or {}) or name in (peers.get("skipped") or {}):
+            continue    # a peer: its install's line below says more
+        rows.append(["server %s" % name, ver or "not built"])
     for name, ver in sorted((peers.get("versions") or {}).items()):
         rows.append(["peer %s" % name, ver])
     for name, why in sorted((peers.get("skipped") or {}).items()):
@@ -317,6 +319,17 @@ def write_report(doc, path, plot_files):
                                    num(cal["iterations_per_ms"]),
                                    cal["check_50ms_iterations"],
                                    cal["check_50ms_measured_ms"]))
+        pcal = (doc.get("peers") or {}).get("calibration") or {}
+        if pcal:
+            L.append("")
+            L.append("The peers (real runtimes) were calibrated each on its own, the same way, "
+                     "so that `${cpu_iterations:MS}` asks each runtime for the same milliseconds "
+                     "of work: %s." % "; ".join(
+                         "%s %s ns per iteration%s" % (
+                             n, num(c["ns_per_iteration"]),
+                             " (after %d priming calls for its JIT)" % c["primed_calls"]
+                             if c.get("primed_calls") else "")
+                         for n, c in sorted(pcal.items())))
     L.append("")
     L.append("## Claims")
     L.append("")
