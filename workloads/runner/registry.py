@@ -23,7 +23,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 TOML = os.path.join(ROOT, "workloads", "models.toml")
 
 KINDS = ("mirror", "floor", "peer")
-MODEL_KEYS = {"kind", "bin", "script", "role", "modes", "tests", "sanitizer_args", "endpoints"}
+MODEL_KEYS = {"kind", "bin", "script", "role", "modes", "tests", "sanitizer_args", "endpoints",
+              "pairs", "jit"}
 
 
 class RegistryError(ValueError):
@@ -41,6 +42,8 @@ class Model:
     tests: list = field(default_factory=list)
     sanitizer_args: list = field(default_factory=list)
     endpoints: list = None
+    pairs: dict = None          # a peer's mode -> the mirror modes it stands beside
+    jit: bool = False           # a JIT runtime: primed before /cpu is measured (peers.prime)
     program: str = None         # the absolute path, once resolved (resolve())
 
     def resolve(self, build_dir, root=ROOT):
@@ -66,6 +69,16 @@ class Model:
                 return None
             args += self.modes[part]
         return args
+
+    def paired_modes(self, mode):
+        """The mirror modes a peer's mode stands beside, in order of preference (a mode that is
+        not in `pairs` stands beside the mirror mode of the same name)."""
+        return list((self.pairs or {}).get(mode, [mode]))
+
+    def peer_modes_for(self, mirror_modes):
+        """A peer's modes to run where a scenario asks its mirrors for mirror_modes."""
+        return [m for m in self.modes
+                if any(mm in mirror_modes for mm in self.paired_modes(m))]
 
     def serves(self, path):
         if not self.endpoints:
@@ -108,9 +121,23 @@ def _model(path, name, m):
                                 % (where, mode))
         if not _strings(args):
             raise RegistryError("%s mode %s: args must be a list of strings" % (where, mode))
+    pairs = m.get("pairs")
+    if pairs is not None:
+        if kind != "peer":
+            raise RegistryError("%s: pairs is for peers (kind = \"peer\")" % where)
+        if not isinstance(pairs, dict) or not all(_strings(v) and v for v in pairs.values()):
+            raise RegistryError("%s: pairs must map modes to non-empty lists of mirror modes"
+                                % where)
+        extra = sorted(set(pairs) - set(modes))
+        if extra:
+            raise RegistryError("%s: pairs names modes it does not have: %s"
+                                % (where, ", ".join(extra)))
     model = Model(name=name, role=m["role"], modes=modes, kind=kind, bin=m.get("bin"),
                   script=m.get("script"), tests=m.get("tests", []),
-                  sanitizer_args=m.get("sanitizer_args", []), endpoints=m.get("endpoints"))
+                  sanitizer_args=m.get("sanitizer_args", []), endpoints=m.get("endpoints"),
+                  pairs=pairs, jit=m.get("jit", False))
+    if not isinstance(model.jit, bool):
+        raise RegistryError("%s: jit must be true or false" % where)
     if not _strings(model.tests) or not _strings(model.sanitizer_args):
         raise RegistryError("%s: tests and sanitizer_args must be lists of strings" % where)
     for mode in model.tests:
@@ -135,6 +162,16 @@ def load(path=TOML, build_dir=None, root=ROOT):
 
 def find(models, name):
     return next((m for m in models if m.name == name), None)
+
+
+def mirror_of(models, peer):
+    """The mirror a peer stands beside: the model of its role that is not a peer."""
+    return next((m for m in models if m.kind == "mirror" and m.role == peer.role), None)
+
+
+def peer_of(models, mirror):
+    """The peer (real runtime) of a mirror's role, if the registry has one."""
+    return next((m for m in models if m.kind == "peer" and m.role == mirror.role), None)
 
 
 def role_names(models):

@@ -16,7 +16,7 @@ import textwrap
 import time
 import unittest
 
-from workloads.runner import launch, registry
+from workloads.runner import config, launch, peers, registry
 
 GOOD = """
 [models.alpha]
@@ -118,6 +118,11 @@ class RegistryTest(unittest.TestCase):
             "test of a missing mode": '[models.x]\nbin = "x"\nrole = "go"\ntests = ["gil"]\n',
             "no models": '',
             "not TOML": '[models.x\n',
+            "pairs on a mirror": '[models.x]\nbin = "x"\nrole = "go"\npairs.default = ["a"]\n',
+            "pairs of a missing mode": '[models.x]\nkind = "peer"\nscript = "x"\nrole = "go"\n'
+                                       'pairs.gil = ["gil"]\n',
+            "pairs not lists": '[models.x]\nkind = "peer"\nscript = "x"\nrole = "go"\n'
+                               'pairs.default = "gil"\n',
         }
         for what, text in bad.items():
             with self.subTest(what):
@@ -151,6 +156,120 @@ class RegistryTest(unittest.TestCase):
         self.assertTrue(registry.test_runs(models))
         for m in models:
             self.assertEqual(m.mode_args("default"), m.modes["default"])
+
+
+PEERS = GOOD + """
+[models.py]
+kind = "peer"
+script = "workloads/peers/py/run"
+role = "python"
+modes.default = []
+modes.workers2 = ["--workers", "2"]
+modes.big = ["--threads", "1000"]
+pairs.default = ["gil", "default"]
+pairs.workers2 = ["gil+workers2"]
+pairs.big = ["perconn"]
+endpoints = ["/json", "/cpu", "/health"]
+"""
+
+
+class PeerPlanTest(unittest.TestCase):
+    """Peers in the plan: paired modes, steps they do not serve, skips with a reason, their own
+    /cpu calibration (config.build_plan), and the install script's lines (peers.install)."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="triad-peerplan-test-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        path = os.path.join(self.tmp, "models.toml")
+        with open(path, "w") as f:
+            f.write(PEERS)
+        self.models = registry.load(path, build_dir=self.tmp, root=self.tmp)
+        for m in self.models:       # every program "built"
+            m.program = sys.executable
+        self.profiles = {"quick": {"warmup": 0, "duration": 1, "repeats": 1}}
+
+    def scenario(self, text):
+        path = os.path.join(self.tmp, "sc.toml")
+        with open(path, "w") as f:
+            f.write(textwrap.dedent(text))
+        return config.load_scenario("sc", path)
+
+    def plan(self, sc, cpu=None, unavailable=None):
+        return config.build_plan([sc], self.models, "quick", self.profiles, 2, cpu, {}, None,
+                                 False, unavailable)
+
+    def test_pairs(self):
+        py = registry.find(self.models, "py")
+        self.assertEqual(py.paired_modes("default"), ["gil", "default"])
+        self.assertEqual(py.paired_modes("nosuch"), ["nosuch"])
+        self.assertEqual(py.peer_modes_for(["default", "gil", "gil+workers2"]),
+                         ["default", "workers2"])
+        self.assertEqual(py.peer_modes_for(["perconn"]), ["big"])
+        self.assertEqual(registry.mirror_of(self.models, py).name, "alpha")
+        self.assertEqual(registry.peer_of(self.models, registry.find(self.models, "alpha")).name,
+                         "peer")     # the first peer of the role
+
+    def test_peer_modes_steps_and_calibration(self):
+        sc = self.scenario("""
+            modes = ["default", "gil", "gil+workers2"]
+            [[step]]
+            name = "cpu"
+            path = "/cpu?iterations=${cpu_iterations:5}"
+            connections = 1
+            [[step]]
+            name = "db"
+            path = "/db"
+            connections = 1
+            """)
+        plan, skipped = self.plan(sc, {"*": 10000.0, "py": 100.0})
+        runs = {(r.model, r.mode): r for r in plan}
+        self.assertIn(("py", "default"), runs)
+        self.assertIn(("py", "workers2"), runs)
+        self.assertNotIn(("py", "gil"), runs)
+        self.assertEqual([p.path for p in runs[("py", "default")].points], ["/cpu?iterations=500"])
+        self.assertEqual(runs[("alpha", "gil")].points[0].path, "/cpu?iterations=50000")
+        self.assertIn(("sc", "py", "default", "db", "does not serve /db"), skipped)
+        # peer_modes narrows the peer's modes; an uninstalled peer is skipped with the reason
+        sc.data["peer_modes"] = ["default"]
+        plan, _ = self.plan(sc, {"*": 10000.0, "py": 100.0})
+        self.assertEqual(sorted(r.mode for r in plan if r.model == "py"), ["default"])
+        plan, skipped = self.plan(sc, {"*": 10000.0}, {"py": "not installed: no npm"})
+        self.assertFalse([r for r in plan if r.model == "py"])
+        self.assertIn(("sc", "py", "default", "*", "not installed: no npm"), skipped)
+        # a peer whose calibration failed: its /cpu step is skipped, not run with C's count
+        plan, skipped = self.plan(sc, {"*": 10000.0, "py": None})
+        self.assertTrue(any(s[1] == "py" and s[3] == "cpu" for s in skipped))
+
+    def test_upstream_key(self):
+        sc = self.scenario("""
+            upstream = { model = "alpha", args = ["--x"] }
+            [[step]]
+            path = "/json"
+            """)
+        plan, _ = self.plan(sc)
+        self.assertEqual(plan[0].upstream, {"model": "alpha", "args": ["--x"]})
+        with self.assertRaises(config.ConfigError):
+            self.scenario("""
+                upstream = { mode = "default" }
+                [[step]]
+                path = "/json"
+                """)
+
+    def test_install_lines(self):
+        os.makedirs(os.path.join(self.tmp, "workloads", "peers"))
+        script = os.path.join(self.tmp, "workloads", "peers", "install")
+        with open(script, "w") as f:
+            f.write("#!/bin/sh\necho 'progress' >&2\n"
+                    "echo 'node peer: Node.js v22.0.0, sqlite3 6.0.1'\n"
+                    "echo 'go peer: skipped: apt-get install golang-go failed'\nexit 1\n")
+        os.chmod(script, 0o755)
+        log = os.path.join(self.tmp, "install.log")
+        versions, skipped, _ = peers.install(self.tmp, ["node", "go", "python"], log)
+        self.assertEqual(versions, {"node": "Node.js v22.0.0, sqlite3 6.0.1"})
+        self.assertEqual(skipped["go"], "apt-get install golang-go failed")
+        self.assertIn("no versions line", skipped["python"])
+        with open(log) as f:
+            self.assertIn("progress", f.read())
 
 
 class LaunchTest(unittest.TestCase):
