@@ -287,7 +287,7 @@ def expected_fortunes_body():
 
 
 FORTUNES_BODY = expected_fortunes_body()
-assert len(FORTUNES_BODY) == 1226, len(FORTUNES_BODY)     # tfb-requirements.md 3.6, &#39; + &quot;
+assert len(FORTUNES_BODY) == 1226, len(FORTUNES_BODY)  # TechEmpower's Fortunes test, &#39; + &quot;
 
 
 @check("database.fortunes-seeded")

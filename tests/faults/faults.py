@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The faults suite (issue 6, "Faults"): clients that vanish, write contention, disk faults,
+"""The faults suite: clients that vanish, write contention, disk faults,
 SIGTERM under load, kill -9 during writes, and 10,000 keep-alive connections, against one server
 binary in one mode.
 

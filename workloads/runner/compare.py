@@ -1,4 +1,4 @@
-"""The real runtimes beside their mirrors (issue 14): three tables for the report.
+"""The real runtimes beside their mirrors: three tables for the report.
 
 1. **Mirror and runtime**: for each signature (CPU-bound scaling, GIL flatness, head-of-line
    blocking, pool caps, idle-connection cost, fan-out, upstream waits), the runtime's

@@ -6,7 +6,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 
-# The order; scenarios added later run after these, alphabetically.
+# The run order; scenarios added later run after these, alphabetically.
 SCENARIO_ORDER = ["hello", "cpu-bound", "io-bound", "upstream-bound", "head-of-line", "db", "idle",
                   "fanout"]
 KINDS = ("wrk", "open-loop", "idle")

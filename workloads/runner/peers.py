@@ -1,4 +1,4 @@
-"""The real runtimes beside their mirrors (issue 14): installing the peers before a run, and
+"""The real runtimes beside their mirrors: installing the peers before a run, and
 calibrating /cpu on each of them.
 
 The peers are models of kind "peer" in workloads/models.toml. Before a run the runner calls

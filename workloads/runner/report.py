@@ -344,7 +344,7 @@ def write_report(doc, path, plot_files):
     L.append("### Model signatures")
     L.append("")
     L.append("What each model should show if it mirrors its runtime faithfully "
-             "(shared/reference/runtimes.md §6).")
+             "(the runtime source behind each is its `source` in results.json's claims).")
     L.append("")
     L.append(md_table(["signature", "scenario", "triad measured", "verdict"],
                       claim_rows(doc, False)))

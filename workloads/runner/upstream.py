@@ -1,4 +1,4 @@
-"""The upstream service of a scenario (issue 12), and what each run measures around it.
+"""The upstream service of a scenario, and what each run measures around it.
 
 A scenario that declares
 

@@ -1,4 +1,4 @@
-"""The model signatures of the upstream-bound scenario (issue 12), added to the claims table's
+"""The model signatures of the upstream-bound scenario, added to the claims table's
 signatures (claims.evaluate appends CHECKS): what each mirror must show while its requests wait
 on an upstream HTTP service, as its runtime does.
 """
@@ -9,7 +9,6 @@ SC = "upstream-bound"
 ONE = "upstream-1x50ms"
 SLOW = "upstream-1x200ms"       # full profile: the same 1,000 waits at a quarter of the rate
 FAN = "upstream-100x20ms"
-SRC = "issue 12, runtimes.md §6"
 
 
 def _f(v, fmt="%.2f"):
@@ -66,12 +65,13 @@ def _waits(d, model, mode="default"):
 
 def sig_perconn(d):
     c = "Thread per connection: a thread per waiting upstream call"
+    src = "CPython Lib/socketserver.py ThreadingMixIn"
     thr = d.model("python")
     if thr is None:
-        return row("sig-upstream-perconn", c, SRC, SC, "", missing(d, "python"))
+        return row("sig-upstream-perconn", c, src, SC, "", missing(d, "python"))
     p = _top(d, thr, "perconn")
     if p is None:
-        return row("sig-upstream-perconn", c, SRC, SC, "", nodata(SC))
+        return row("sig-upstream-perconn", c, src, SC, "", nodata(SC))
     n = p["connections"]
     tpc = (med(p, "srv_threads_max") or 0) / n
     meas = "threaded/perconn at %d connections: %s (%.2f threads per connection)" % (
@@ -81,18 +81,19 @@ def sig_perconn(d):
         meas += "; pool of 8 at %d: %s (cap 8 / 50 ms = 160 req/s)" % (pool["connections"],
                                                                       fmt_rps(pool))
     ok = 0.9 <= tpc <= 1.2
-    return row("sig-upstream-perconn", c, SRC, SC, meas, "matches" if ok else "does not match")
+    return row("sig-upstream-perconn", c, src, SC, meas, "matches" if ok else "does not match")
 
 
 def sig_evloop(d):
     c = ("Event loop: every upstream wait on its one thread, at 90% of Little's law at "
          "1,000 connections")
+    src = "libuv src/unix/core.c uv_run"
     node = d.model("node")
     if node is None:
-        return row("sig-upstream-evloop", c, SRC, SC, "", missing(d, "node"))
+        return row("sig-upstream-evloop", c, src, SC, "", missing(d, "node"))
     p, other = _waits(d, node)
     if p is None:
-        return row("sig-upstream-evloop", c, SRC, SC, "", nodata(SC))
+        return row("sig-upstream-evloop", c, src, SC, "", nodata(SC))
     frac, thr = med(p, "little_frac") or 0, med(p, "srv_threads_max") or 0
     meas = "evloop, %s at %d connections: %s" % (p.get("path", p["step"]), p["connections"],
                                                  describe(p))
@@ -112,18 +113,19 @@ def sig_evloop(d):
         elif need is not None and need >= 0.8 * d.cores:
             v += (" on Little's law: one thread, as the runtime, but the load asks %.1f cores "
                   "of this %d-core machine" % (need, d.cores))
-    return row("sig-upstream-evloop", c, SRC, SC, meas, v)
+    return row("sig-upstream-evloop", c, src, SC, meas, v)
 
 
 def sig_coro(d, cores):
     c = ("Goroutines: one parked goroutine per call on a few threads, at 90% of Little's law "
          "at 1,000 connections")
+    src = "Go src/runtime/netpoll.go, proc.go"
     go = d.model("go")
     if go is None:
-        return row("sig-upstream-coro", c, SRC, SC, "", missing(d, "go"))
+        return row("sig-upstream-coro", c, src, SC, "", missing(d, "go"))
     p, other = _waits(d, go)
     if p is None:
-        return row("sig-upstream-coro", c, SRC, SC, "", nodata(SC))
+        return row("sig-upstream-coro", c, src, SC, "", nodata(SC))
     n = p["connections"]
     frac, thr = med(p, "little_frac") or 0, med(p, "srv_threads_max") or 0
     gor = med(p, "mid_goroutines")
@@ -142,17 +144,18 @@ def sig_coro(d, cores):
     if not ok and few and parked and need is not None and need >= 0.8 * cores:
         v += (" on Little's law: a few threads and a goroutine per call, as the runtime, but "
               "the load asks %.1f cores of this %d-core machine" % (need, cores))
-    return row("sig-upstream-coro", c, SRC, SC, meas, v)
+    return row("sig-upstream-coro", c, src, SC, meas, v)
 
 
 def sig_go_idle_pool(d):
     c = ("Keep-alive pools: Go's Transport keeps 2 idle connections per host, so past 2 "
          "concurrent calls nearly every call dials; Node's Agent keeps 256 free sockets and "
          "reuses them (it dials only past 256 concurrent calls)")
+    src = "Go src/net/http/transport.go; Node lib/_http_agent.js"
     go, node = d.model("go"), d.model("node")
     m = missing(d, "go", "node")
     if m:
-        return row("sig-upstream-pool", c, SRC, SC, "", m)
+        return row("sig-upstream-pool", c, src, SC, "", m)
     parts = []
     for role in ("python", "node", "go"):
         model = d.model(role)
@@ -170,19 +173,20 @@ def sig_go_idle_pool(d):
     e_pts = sorted(d.find(SC, ONE, node, "default"), key=lambda p: p["connections"])
     if g_top is None or not e_pts or med(g_top, "up_dials_per_req") is None or \
             med(e_pts[0], "up_dials_per_req") is None:
-        return row("sig-upstream-pool", c, SRC, SC, "; ".join(parts), nodata(SC))
+        return row("sig-upstream-pool", c, src, SC, "; ".join(parts), nodata(SC))
     e_low, e_top = e_pts[0], e_pts[-1]
     g = med(g_top, "up_dials_per_req") or 0
     ok = (g >= 0.5 and (e_low["connections"] > 256 or
                         (med(e_low, "up_dials_per_req") or 0) <= 0.05)
           and g >= 2 * (med(e_top, "up_dials_per_req") or 0))
-    return row("sig-upstream-pool", c, SRC, SC, "; ".join(parts),
+    return row("sig-upstream-pool", c, src, SC, "; ".join(parts),
                "matches" if ok else "does not match")
 
 
 def sig_fanout(d):
     c = ("100 concurrent 20 ms upstream calls per request overlap: p50 within 5 x 20 ms, far "
          "from the 2 s of 100 calls in turn (dials, where the pool keeps few, add to it)")
+    src = "triad's target (workloads/scenarios/upstream-bound.toml)"
     rows, ok = [], True
     for role in ("python", "node", "go"):
         model = d.model(role)
@@ -202,8 +206,8 @@ def sig_fanout(d):
             if mode == "perconn" or role != "python":
                 ok = ok and p50 is not None and p50 <= 100
     if not rows:
-        return row("sig-upstream-fanout", c, SRC, SC, "", NOT_TESTED)
-    return row("sig-upstream-fanout", c, SRC, SC, "; ".join(rows),
+        return row("sig-upstream-fanout", c, src, SC, "", NOT_TESTED)
+    return row("sig-upstream-fanout", c, src, SC, "; ".join(rows),
                "matches" if ok else "does not match")
 
 
