@@ -415,6 +415,35 @@ def median(values):
     return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
 
 
+def json_during_cpu(server, iters):
+    """A /cpu of `iters` iterations and, once the server's threads have burnt 30 ms of CPU on
+    it (it is running, not still on its way), a /json on another connection. Returns (seconds
+    the /json took, seconds the /cpu took)."""
+    base = cpu_ns(server.pid)
+    cpu = in_background(timed_get, server.host, server.port, "/cpu?iterations=%d" % iters)
+    deadline = time.monotonic() + 30
+    while cpu_ns(server.pid) - base < 30e6:  # the digest is running
+        if time.monotonic() > deadline:
+            raise Failed("the /cpu request never started burning CPU")
+        time.sleep(0.002)
+    status, json_s = timed_get(server.host, server.port, "/json")
+    cpu_status, cpu_s = cpu()
+    if status != 200 or cpu_status != 200:
+        raise Failed("/json answered %d and /cpu %d" % (status, cpu_status))
+    return json_s, cpu_s
+
+
+def cpu_digest(n):
+    """The /cpu digest, as shared/cpu.h defines it (slow: for small n only)."""
+    mask = (1 << 64) - 1
+    x = 0x243F6A8885A308D3
+    for i in range(n):
+        x = (x + i) & mask
+        for _ in range(64):
+            x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & mask
+    return format(x, "016x")
+
+
 def cpu_iterations_for(server, ms):
     """/cpu iterations that cost about `ms` ms of CPU on this machine, measured on `server` by
     the CPU time its threads spend on a few requests (the kernel's per-thread schedstat, in
