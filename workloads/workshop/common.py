@@ -243,6 +243,32 @@ def timed_get(host, port, path, timeout=60):
     return status, time.monotonic() - t0
 
 
+def burst(server, path, n, timeout=60):
+    """Sends `path` n times at once, each on its own connection (the clients wait at a barrier
+    so that they start together). Returns the answers as (status, headers, body, seconds),
+    with status None for a connection that failed, and the seconds until the last one."""
+    start = threading.Barrier(n + 1)
+    results = [None] * n
+
+    def client(i):
+        start.wait()
+        t0 = time.monotonic()
+        try:
+            status, headers, body = get(server.host, server.port, path, timeout)
+            results[i] = (status, headers, body, time.monotonic() - t0)
+        except (OSError, http.client.HTTPException) as e:
+            results[i] = (None, {}, repr(e), time.monotonic() - t0)
+
+    clients = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(n)]
+    for t in clients:
+        t.start()
+    start.wait()
+    t0 = time.monotonic()
+    for t in clients:
+        t.join(timeout + 5)
+    return results, time.monotonic() - t0
+
+
 def in_background(fn, *args):
     """Runs fn(*args) on a thread; returns a function that joins it and returns its result."""
     box = {}
