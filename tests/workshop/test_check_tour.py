@@ -196,7 +196,8 @@ class RealTourTest(unittest.TestCase):
         self.assertGreater(count, 100)
 
     def test_renamed_function_fails(self):
-        problems = self.broken("`servers/evloop/exec.c:exec_fd`", "`servers/evloop/exec.c:exec_fdx`")
+        problems = self.broken("`servers/evloop/exec.c:exec_fd`",
+                               "`servers/evloop/exec.c:exec_fdx`")
         self.assertEqual(len(problems), 1, problems)
 
     def test_function_of_another_file_fails(self):
