@@ -3,7 +3,8 @@
 
     python3 tests/workshop/check_tour.py [--root DIR] [FILE.md ...]
 
-With no files: servers/README.md (the tour) and every README.md under workloads/workshop/.
+With no files: servers/README.md (the tour), tests/workshop/README.md and every README.md under
+workloads/workshop/.
 Exit status 0 when every reference holds, 1 otherwise (each bad one printed with its line).
 
 What is a reference, in the Markdown text outside fenced code blocks:
@@ -45,7 +46,7 @@ IDENT = r"[A-Za-z_]\w*"
 
 
 def default_files(root):
-    files = [root / "servers" / "README.md"]
+    files = [root / "servers" / "README.md", root / "tests" / "workshop" / "README.md"]
     files += sorted((root / "workloads" / "workshop").glob("**/README.md"))
     return [f for f in files if f.exists()]
 
