@@ -15,7 +15,6 @@ measured in the same run (the /cpu request's own length, for instance).
 
 import argparse
 import collections
-import contextlib
 import http.client
 import json
 import os
