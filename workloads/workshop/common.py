@@ -19,6 +19,7 @@ import http.client
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -77,6 +78,9 @@ class Check:
 
     def __enter__(self):
         self.tmp = tempfile.mkdtemp(prefix="triad-workshop-")
+        # Stopped from outside (a suite's timeout, ^C): unwind, so that __exit__ stops the
+        # servers, which run in sessions of their own and would otherwise outlive the check.
+        signal.signal(signal.SIGTERM, _terminated)
         sysinfo.raise_nofile()
         print("==", self.title)
         return self
@@ -143,6 +147,10 @@ class Check:
 
     def fail(self, why):
         raise Failed(why)
+
+
+def _terminated(signum, frame):
+    raise Failed("stopped by signal %d" % signum)
 
 
 class Running:
