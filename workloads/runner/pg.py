@@ -29,6 +29,7 @@ import itertools
 import json
 import os
 import pwd
+import queue
 import re
 import shutil
 import signal
@@ -188,12 +189,22 @@ class Session:
     def __init__(self, info):
         self.info = info
         self.proc = None
+        self.lines = None       # what a reader thread reads from psql, line by line
         self.lock = threading.Lock()
 
     def _start(self):
         self.proc = subprocess.Popen(
             ["psql", "-XAtq", "-d", self.info], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, env=_psql_env())
+        self.lines = queue.Queue()
+        threading.Thread(target=self._read, args=(self.proc.stdout, self.lines),
+                         daemon=True).start()
+
+    @staticmethod
+    def _read(stream, lines):
+        for raw in stream:
+            lines.put(raw.decode("utf-8").rstrip("\n"))
+        lines.put(None)         # psql has ended
 
     def execute(self, sql, timeout=60):
         """Runs sql; returns psql's output lines. Raises PgError on an error line."""
@@ -207,32 +218,24 @@ class Session:
             except OSError as e:
                 self.close()
                 raise PgError("psql: %s" % e)
-            lines = []
+            out = []
             deadline = time.monotonic() + timeout
             while True:
-                line = self._readline(deadline)
+                try:
+                    line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    line = None
                 if line is None:
                     self.close()
                     raise PgError("psql ended or hung on %s; output %r" % (short_sql(sql),
-                                                                         lines[-5:]))
-                line = line.decode("utf-8").rstrip("\n")
+                                                                         out[-5:]))
                 if line == self.END:
                     break
-                lines.append(line)
-        errors = [ln for ln in lines if ln.startswith(("psql:", "ERROR:", "FATAL:"))]
+                out.append(line)
+        errors = [ln for ln in out if ln.startswith(("psql:", "ERROR:", "FATAL:"))]
         if errors:
             raise PgError("%s: %s" % (short_sql(sql), " ".join(errors)))
-        return lines
-
-    def _readline(self, deadline):
-        result = []
-        t = threading.Thread(target=lambda: result.append(self.proc.stdout.readline()),
-                             daemon=True)
-        t.start()
-        t.join(max(0.0, deadline - time.monotonic()))
-        if t.is_alive() or not result or not result[0]:
-            return None
-        return result[0]
+        return out
 
     def query(self, sql, params=()):
         """Rows of a SELECT as tuples; `?` in sql takes the next of params (as literals)."""
@@ -242,7 +245,8 @@ class Session:
                 raise PgError("%d placeholders for %d parameters in %s"
                               % (len(parts) - 1, len(params), short_sql(sql)))
             sql = parts[0] + "".join(literal(p) + rest for (p, rest) in zip(params, parts[1:]))
-        out = self.execute("SELECT coalesce(json_agg(t), '[]'::json) FROM (%s) AS t" % sql)
+        out = self.execute("SELECT coalesce(json_agg(triad_row_), '[]'::json) "
+                           "FROM (%s) AS triad_row_" % sql)
         rows = json.loads("\n".join(out), object_pairs_hook=_no_duplicate_keys)
         return [tuple(r.values()) for r in rows]
 
