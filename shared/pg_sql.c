@@ -55,7 +55,7 @@ void pg_conn_params(const char *conninfo, const char **keys, const char **values
                                     NULL};
     static const char *const v[] = {
         NULL, "triad", "UTF8", "5", "5000", "1", "5", "2", "2",
-        "-c synchronous_commit=on -c lock_timeout=" PG_STR(DB_BUSY_TIMEOUT_MS)};
+        ("-c synchronous_commit=on -c lock_timeout=" PG_STR(DB_BUSY_TIMEOUT_MS))};
     for (int i = 0; k[i] != NULL; i++) {
         keys[i] = k[i];
         values[i] = i == 0 ? conninfo : v[i];
