@@ -262,7 +262,8 @@ def parse_args(argv):
                    "the extra instances some checks need; a wrapper may run it in a container)")
     p.add_argument("--url", help="test a server that is already running at http://HOST:PORT "
                    "(say, in a container) instead of starting one; needs --model or --server")
-    p.add_argument("--db", help="with --url: that server's sqlite file, readable from here")
+    p.add_argument("--db", help="with --url: that server's sqlite file, readable from here, "
+                   "or its PostgreSQL database (a libpq conninfo, read with psql)")
     p.add_argument("--model", help="model name (default: the binary name after 'triad-')")
     p.add_argument("-k", dest="k", default="", metavar="SUBSTRING",
                    help="run only checks whose name contains SUBSTRING")
@@ -293,7 +294,7 @@ def parse_args(argv):
             RemoteServer(opts.url, None)
         except ValueError as e:
             p.error(str(e))
-    opts.db = os.path.abspath(opts.db) if opts.db else None
+    opts.db = os.path.abspath(opts.db) if opts.db and not pg.is_pg(opts.db) else opts.db
     if opts.server is None:
         return opts
     opts.server = os.path.abspath(opts.server)     # servers run in the temporary directory
