@@ -384,10 +384,8 @@ class Runner:
         finally:
             wrk_log.close()
             shutil.rmtree(self.tmp, ignore_errors=True)
-            try:
-                postgres = self.backend.describe()
-            finally:
-                self.backend.stop()     # the private cluster, even on Ctrl-C
+            postgres = self.backend.describe()
+            self.backend.stop()     # the private cluster, even on Ctrl-C
         self.progress.show("done", final=True)
 
         finished = time.time()

@@ -34,6 +34,7 @@ class Backend:
     def __init__(self, spec):
         self.spec = spec or "sqlite"
         self.cluster = None
+        self.description = None
         if self.spec not in ("sqlite", "postgres") and not pg.is_pg(self.spec):
             raise ValueError("--db takes sqlite, postgres, or a PostgreSQL URI or conninfo, "
                              "not %r" % self.spec)
@@ -54,6 +55,8 @@ class Backend:
                          % (base, time.monotonic() - t0))
         elif self.available:
             pg.use_server(self.spec, fresh=False)
+        if self.available:
+            self.description = self._describe()
 
     def stop(self):
         if self.cluster is not None:
@@ -61,9 +64,10 @@ class Backend:
             self.cluster = None
 
     def describe(self):
-        """For results.json and the report."""
-        if not self.available:
-            return None
+        """For results.json and the report (taken when the run started)."""
+        return self.description
+
+    def _describe(self):
         admin = self.cluster.conninfo() if self.cluster else self.spec
         try:
             version = pg.psql(admin, "SHOW server_version")[0]
