@@ -8,7 +8,8 @@
 
 The suite starts the server on a free port with a fresh database, talks to it over raw sockets,
 reads the database (the sqlite file read-only with sqlite3; PostgreSQL, in a pg mode, with
-psql) to check what was stored, and asserts bytes, statuses and behaviour. It never asserts how long anything took. Python 3 standard library only.
+psql) to check what was stored, and asserts bytes, statuses and behaviour. It never asserts how
+long anything took. Python 3 standard library only.
 """
 
 import contextlib

@@ -28,7 +28,7 @@ import tempfile
 import threading
 import time
 
-from tests.conformance import harness, httpraw
+from tests.conformance import httpraw
 from tests.conformance.harness import check
 from tests.faults.case_disk import expect_refusal, launch_or_refuse
 from tests.faults.common import (HANG_GUARD, JSON_HEADERS, connect, expect, fail, is_proper_503,

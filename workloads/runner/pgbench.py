@@ -17,7 +17,6 @@ private cluster, PostgreSQL's own CPU time is sampled too (its postmaster's proc
 that a request's cost shows on both sides: the server's CPU µs/req and the database's.
 """
 
-import os
 import tempfile
 import threading
 import time
