@@ -17,8 +17,8 @@ import sys
 import tempfile
 import time
 
-from workloads.runner import (claims, compare, config, launch, loadgen, peers, registry, report,
-                              sysinfo, upstream)
+from workloads.runner import (claims, compare, config, launch, loadgen, peers, pgbench,
+                              registry, report, sysinfo, upstream)
 from workloads.runner.sampler import Sampler, snapshot
 
 WORKLOADS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,6 +41,10 @@ def parse_args(argv):
                                     "instead of starting the models")
     p.add_argument("--pid", type=int, help="with --target on this machine: the server's pid, "
                                            "to sample its CPU, RSS and threads from /proc")
+    p.add_argument("--db", default="sqlite",
+                   help="where the PostgreSQL modes (pg) run: sqlite (default: they are "
+                        "skipped), postgres (a private cluster for the run), or a PostgreSQL "
+                        "URI or conninfo (an existing server, its database used as it is)")
     p.add_argument("--out", help="results directory (default: <repo>/results/<timestamp>)")
     p.add_argument("--root", default=os.path.dirname(WORKLOADS), help="repository root")
     p.add_argument("--build-dir", help="meson build directory (default: <root>/build)")
@@ -164,6 +168,10 @@ class Runner:
         self.runtime_skips = []
         self.service = None         # the upstream service of the current server run
         self.peer_info = {"versions": {}, "skipped": {}, "install_s": None, "calibration": {}}
+        try:
+            self.backend = pgbench.Backend(args.db)
+        except ValueError as e:
+            raise SystemExit(str(e))
 
     # ---------------------------------------------------------------- selection
     def select_scenarios(self):
@@ -334,6 +342,8 @@ class Runner:
         plan, skipped = config.build_plan(scenarios, models, a.profile, self.profiles,
                                           self.cores, cpu, overrides, mflt, target,
                                           unavailable)
+        plan = pgbench.filter_plan(plan, skipped, scenarios, a.profile, list(self.profiles),
+                                   self.backend)
         points = [pt for run in plan for pt in run.points]
         est = sum(config.estimate_point(pt) for pt in points) + \
             sum(config.estimate_start(run, models) for run in plan)
@@ -358,15 +368,24 @@ class Runner:
         self.progress = Progress(len(points), est)
         wrk_log = open(os.path.join(self.out, "logs", "loadgen.log"), "w")
         results = []
+        postgres = None
         try:
+            if self.backend.available:
+                self.backend.start(self.progress_msg)
             for run in plan:
                 results += self.execute(run, target, wrk_log)
         except KeyboardInterrupt:
             self.progress.message("interrupted: writing what was measured so far")
             self.failures.append({"what": "run", "error": "interrupted by the user"})
+        except (pgbench.pg.PgError, OSError) as e:
+            self.progress.message("PostgreSQL: %s" % e)
+            self.failures.append({"what": "PostgreSQL (--db %s)" % pgbench.mask(a.db),
+                                  "error": str(e)})
         finally:
             wrk_log.close()
             shutil.rmtree(self.tmp, ignore_errors=True)
+            postgres = self.backend.describe()
+            self.backend.stop()     # the private cluster, even on Ctrl-C
         self.progress.show("done", final=True)
 
         finished = time.time()
@@ -405,6 +424,7 @@ class Runner:
             "failures": self.failures,
             "points": results,
             "peers": self.peer_info,
+            "postgres": postgres,
         }
         doc["machine"]["loadavg_end"] = sysinfo.loadavg()
         doc["claims"] = claims.evaluate(doc)
@@ -508,6 +528,7 @@ class Runner:
                 self.progress.show("%s %s: priming /cpu (JIT warm-up)" % (run.scenario, label))
                 rec["primed_calls"] = peers.prime(server.base_url)
             sampler = Sampler(server.pid) if server.pid else None
+            sampler = pgbench.samplers(sampler, server, self.backend)
             try:
                 while pending:
                     pt = pending.pop(0)
@@ -674,6 +695,8 @@ class Runner:
         for m in runs:
             if m.get("srv_cpu_s") is not None and m.get("requests"):
                 m["srv_cpu_us_per_req"] = m["srv_cpu_s"] * 1e6 / m["requests"]
+            if m.get("db_cpu_s") is not None and m.get("requests"):
+                m["db_cpu_us_per_req"] = m["db_cpu_s"] * 1e6 / m["requests"]
             if pt.service_ms and "rps" in m:
                 m["little_rps"] = pt.connections * 1000.0 / pt.service_ms
                 m["little_frac"] = m["rps"] / m["little_rps"]

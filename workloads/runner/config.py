@@ -12,7 +12,7 @@ SCENARIO_ORDER = ["hello", "cpu-bound", "io-bound", "upstream-bound", "head-of-l
 KINDS = ("wrk", "open-loop", "idle")
 STEP_KEYS = {"name", "kind", "path", "method", "body", "content_type", "pipeline",
              "connections", "vary", "duration", "warmup", "open_loop_warmup", "repeats", "hold",
-             "modes", "models",
+             "modes", "models", "with_postgres",
              "profiles", "service_ms", "rate", "clients", "stagger", "background",
              "peer_connections", "exclude"}
 SCENARIO_KEYS = {"title", "description", "modes", "models", "profiles", "step", "upstream",

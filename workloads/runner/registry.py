@@ -6,7 +6,8 @@ the benchmark runner, the claims table, the test suites and meson.
 
 prints the test runs, one a line, fields separated by tabs: the run's name, the model, the
 program (empty for a server meson builds: meson takes it from triad_servers; otherwise a path
-relative to the source root), then the server arguments. tests/meson.build reads this at
+relative to the source root), the suites that run it (comma-separated), then the server
+arguments. tests/meson.build reads this at
 configure time; meson reconfigures when models.toml or this file changes.
 
 Standard library only, and no imports from the rest of the repository: meson runs this file
@@ -24,7 +25,8 @@ TOML = os.path.join(ROOT, "workloads", "models.toml")
 
 KINDS = ("mirror", "floor", "peer")
 MODEL_KEYS = {"kind", "bin", "script", "role", "modes", "tests", "sanitizer_args", "endpoints",
-              "pairs", "jit"}
+              "pairs", "jit", "suites"}
+SUITES = ("conformance", "hostile", "faults")     # the suites meson runs per test run
 
 
 class RegistryError(ValueError):
@@ -44,6 +46,7 @@ class Model:
     endpoints: list = None
     pairs: dict = None          # a peer's mode -> the mirror modes it stands beside
     jit: bool = False           # a JIT runtime: primed before /cpu is measured (peers.prime)
+    suites: dict = field(default_factory=dict)  # test mode -> the suites that run it
     program: str = None         # the absolute path, once resolved (resolve())
 
     def resolve(self, build_dir, root=ROOT):
@@ -94,6 +97,7 @@ class TestRun:
     model: Model
     mode: str
     args: list
+    suites: tuple = SUITES
 
 
 def _strings(value):
@@ -135,7 +139,7 @@ def _model(path, name, m):
     model = Model(name=name, role=m["role"], modes=modes, kind=kind, bin=m.get("bin"),
                   script=m.get("script"), tests=m.get("tests", []),
                   sanitizer_args=m.get("sanitizer_args", []), endpoints=m.get("endpoints"),
-                  pairs=pairs, jit=m.get("jit", False))
+                  pairs=pairs, jit=m.get("jit", False), suites=m.get("suites", {}))
     if not isinstance(model.jit, bool):
         raise RegistryError("%s: jit must be true or false" % where)
     if not _strings(model.tests) or not _strings(model.sanitizer_args):
@@ -143,6 +147,14 @@ def _model(path, name, m):
     for mode in model.tests:
         if model.mode_args(mode) is None:
             raise RegistryError("%s: tests names mode %s, which it does not have" % (where, mode))
+    if not isinstance(model.suites, dict):
+        raise RegistryError("%s: suites must map test modes to lists of suites" % where)
+    for (mode, suites) in model.suites.items():
+        if mode not in model.tests:
+            raise RegistryError("%s: suites names %s, which is not in tests" % (where, mode))
+        if not _strings(suites) or not set(suites) <= set(SUITES):
+            raise RegistryError("%s: suites.%s must list some of %s"
+                                % (where, mode, ", ".join(SUITES)))
     return model
 
 
@@ -187,13 +199,15 @@ def run_name(model, mode):
     return model.name if mode == "default" else "%s-%s" % (model.name, mode.replace("+", "-"))
 
 
-def test_runs(models, sanitized=False):
-    """Every model's test modes, in registry order."""
+def test_runs(models, sanitized=False, suite=None):
+    """Every model's test modes, in registry order (only those `suite` runs, if given)."""
     runs = []
     for m in models:
         for mode in m.tests:
             args = m.mode_args(mode) + (m.sanitizer_args if sanitized else [])
-            runs.append(TestRun(run_name(m, mode), m, mode, args))
+            suites = tuple(m.suites.get(mode, SUITES))
+            if suite is None or suite in suites:
+                runs.append(TestRun(run_name(m, mode), m, mode, args, suites))
     names = [r.name for r in runs]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -214,7 +228,7 @@ def main(argv):
         print("registry: %s" % e, file=sys.stderr)
         return 1
     for r in runs:
-        fields = [r.name, r.model.name, r.model.script or ""] + r.args
+        fields = [r.name, r.model.name, r.model.script or "", ",".join(r.suites)] + r.args
         if any("\t" in f or "\n" in f for f in fields):
             print("registry: %s: a tab or newline in an argument" % r.name, file=sys.stderr)
             return 1

@@ -5,7 +5,7 @@ import json
 import os
 import sys
 
-from workloads.runner import compare
+from workloads.runner import compare, pgbench
 from workloads.runner.claims import num
 
 CSV_FIELDS = [
@@ -17,6 +17,7 @@ CSV_FIELDS = [
     "srv_rss_peak_mib", "srv_threads_max", "srv_procs", "little_rps", "little_frac",
     "late_frac", "bg_rps", "bg_p50_ms", "settle_s", "idle_target", "idle_ok", "idle_alive_open",
     "idle_alive_end", "rss_before_mib", "kib_per_conn", "threads_before", "threads_per_conn",
+    "pg_conns_max", "pg_active_max", "pg_active_mean", "db_cpu_s", "db_cpu_us_per_req",
     "error", "srv_fds_max", "up_cpu_cores", "up_calls_per_req", "up_dials_per_req",
     "up_reuses_per_req", "up_tcp_closed_per_req", "mid_upstream_connections_open",
     "mid_goroutines", "up_dials_kernel_per_req",
@@ -381,6 +382,8 @@ def write_report(doc, path, plot_files):
             L.append("Nothing ran for this scenario in this run.")
             continue
         L.append(md_table(*scenario_table(pts)))
+    L.append("")
+    L += pgbench.report_lines(doc, md_table, frps, fms)
     if plot_files:
         L.append("")
         L.append("## Plots")
@@ -469,6 +472,9 @@ def scenario_table(pts):
             notes.append("target %g/s" % p["rate"])
             if m.get("late_frac"):
                 notes.append("late %.1f%%" % (100 * m["late_frac"]))
+        if m.get("pg_conns_max") is not None:
+            notes.append("pg sessions %d open, %.1f running" % (m["pg_conns_max"],
+                                                                m.get("pg_active_mean", 0)))
         if m.get("bg_rps") is not None:
             notes.append("bg /cpu %.1f/s p50 %s ms" % (m["bg_rps"], fms(m.get("bg_p50_ms"))))
         hi = p["summary"]["max"]

@@ -16,7 +16,7 @@ import textwrap
 import time
 import unittest
 
-from workloads.runner import config, launch, peers, registry
+from workloads.runner import config, launch, peers, pg, registry
 
 GOOD = """
 [models.alpha]
@@ -100,6 +100,21 @@ class RegistryTest(unittest.TestCase):
         runs = registry.test_runs(models, sanitized=True)
         self.assertEqual(runs[1].args, ["--gil", "--stack-kib", "256"])
 
+    def test_suites_per_test_mode(self):
+        path = self.write('[models.a]\nbin = "a"\nrole = "go"\nmodes.default = []\n'
+                          'modes.pg = ["--db", "@pg"]\ntests = ["default", "pg"]\n'
+                          'suites.pg = ["conformance", "faults"]\n')
+        models = registry.load(path)
+        self.assertEqual([r.name for r in registry.test_runs(models)], ["a", "a-pg"])
+        self.assertEqual([r.name for r in registry.test_runs(models, suite="hostile")], ["a"])
+        self.assertEqual(registry.test_runs(models)[1].suites, ("conformance", "faults"))
+        for bad in ('suites.gil = ["faults"]\n', 'suites.pg = ["fuzz"]\n', 'suites = 1\n'):
+            with self.subTest(bad):
+                with self.assertRaises(registry.RegistryError):
+                    registry.load(self.write('[models.a]\nbin = "a"\nrole = "go"\n'
+                                             'modes.default = []\nmodes.pg = []\n'
+                                             'tests = ["pg"]\n' + bad))
+
     def test_role_names_skip_peers(self):
         models = registry.load(self.write(GOOD))
         self.assertEqual(registry.role_names(models), {"python": "alpha", "floor": "floor"})
@@ -138,13 +153,13 @@ class RegistryTest(unittest.TestCase):
             registry.test_runs(registry.load(path))
 
     def test_meson_lines(self):
-        """What tests/meson.build splits: name, model, script, then the arguments."""
+        """What tests/meson.build splits: name, model, script, suites, then the arguments."""
         path = self.write(GOOD)
         out = subprocess.run([sys.executable, registry.__file__, "test-runs", "--toml", path,
                               "--sanitized"], stdout=subprocess.PIPE, text=True, check=True)
         lines = [ln.split("\t") for ln in out.stdout.splitlines()]
-        self.assertEqual(lines[2], ["alpha-gil-workers2", "alpha", "", "--gil", "--workers", "2",
-                                    "--stack-kib", "256"])
+        self.assertEqual(lines[2], ["alpha-gil-workers2", "alpha", "", "conformance,hostile,faults",
+                                    "--gil", "--workers", "2", "--stack-kib", "256"])
         bad = self.write('[models.x]\nrole = "go"\n')
         r = subprocess.run([sys.executable, registry.__file__, "test-runs", "--toml", bad],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -270,6 +285,55 @@ class PeerPlanTest(unittest.TestCase):
         self.assertIn("no versions line", skipped["python"])
         with open(log) as f:
             self.assertIn("progress", f.read())
+
+
+class PgPlaceholderTest(unittest.TestCase):
+    """--db @pg (runner/pg.py): what the launcher does with it, without a cluster."""
+
+    def setUp(self):
+        saved = dict(pg._server)
+        self.addCleanup(pg._server.update, saved)
+
+    def test_conninfo_helpers(self):
+        self.assertTrue(pg.is_pg("host=/tmp/s dbname=x"))
+        self.assertTrue(pg.is_pg("postgresql://u@h/db"))
+        self.assertFalse(pg.is_pg("/tmp/triad.db"))
+        self.assertEqual(pg.with_dbname("host=/s port=5432 dbname=postgres", "t1"),
+                         "host=/s port=5432 dbname=t1")
+        self.assertEqual(pg.with_dbname("postgresql://u:p@h:5/postgres?x=1", "t1"),
+                         "postgresql://u:p@h:5/t1?x=1")
+        self.assertEqual(pg.dbname_of("host='/a b' dbname='it''s'".replace("''", "\\'")),
+                         "it's")
+        self.assertEqual(pg.literal("it's"), "'it''s'")
+        self.assertEqual(pg.literal(7), "7")
+
+    def test_resolve(self):
+        args = ["--procs", "2", "--db", "@pg"]
+        self.assertTrue(pg.uses_placeholder(args))
+        self.assertEqual(pg.resolve("/tmp/x.db", ["--procs", "2"]), ("/tmp/x.db", ["--procs", "2"]))
+        # a restart on the same database keeps it
+        self.assertEqual(pg.resolve("host=/s dbname=t", args), ("host=/s dbname=t",
+                                                                 ["--procs", "2"]))
+        # an existing database shared by every server (the benchmark's --db postgresql://...)
+        pg.use_server("host=/s dbname=hello_world", fresh=False)
+        self.assertEqual(pg.resolve("/tmp/x.db", args), ("host=/s dbname=hello_world",
+                                                         ["--procs", "2"]))
+
+    def test_no_cluster(self):
+        pg._server.update(info=None, fresh=True, from_env=False)
+        env = dict(os.environ)
+        self.addCleanup(os.environ.update, env)
+        os.environ.pop(pg.ENV, None)
+        with self.assertRaises(pg.PgError):
+            pg.resolve("/tmp/x.db", ["--db", "@pg"])
+        os.environ.pop("CI", None)
+        self.assertEqual(pg.availability(["--db", "@pg"])[0], 77)
+        os.environ["CI"] = "true"
+        self.assertEqual(pg.availability(["--db", "@pg"])[0], 1)
+        self.assertIsNone(pg.availability(["--gil"]))
+        srv = launch.Server("/bin/true", "/tmp/x.db", ["--db", "@pg"])
+        with self.assertRaises(launch.StartupError):
+            srv.start()
 
 
 class LaunchTest(unittest.TestCase):
