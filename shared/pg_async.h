@@ -23,7 +23,8 @@
  * cut) is closed, never returned to the pool, and its operation fails with -EIO (a 503 with
  * Retry-After); the next operation opens a new one, so the server reconnects on its own. No
  * wait lasts longer than PG_ASYNC_TIMEOUT_MS: past it the operation fails (-ETIMEDOUT, a 503)
- * and its connection, in an unknown state, is closed.
+ * and its connection, in an unknown state, is closed. A statement that waits for a lock is
+ * cancelled by the server first (lock_timeout, pg_sql.c): a 503 "database busy".
  *
  * Pipelining (libpq 14's pipeline mode) is not used: node-postgres sends one query at a time
  * per client, and pgx batches only when the program asks for a batch. /queries?queries=20 is
@@ -36,7 +37,10 @@
 
 #include <stddef.h>
 
-#define PG_ASYNC_TIMEOUT_MS 5000 /* sqlite's busy timeout, for the same 503 */
+/* Past the sessions' lock_timeout (sqlite's busy timeout, pg_sql.c), so that a statement
+ * waiting for a lock is cancelled by the server, with a "database busy" 503 and its connection
+ * kept, before the operation gives up on its own. */
+#define PG_ASYNC_TIMEOUT_MS 6000
 
 struct db_op;
 struct metrics_gauge;

@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define PG_STR_(x) #x
+#define PG_STR(x)  PG_STR_(x)
+
 const char *const pg_stmt_name[PG_ST_COUNT] = {
     "world_get", "world_update", "fortunes",    "item_insert",
     "item_get",  "item_replace", "item_delete", "item_list",
@@ -30,7 +33,12 @@ const char *const pg_stmt_sql[PG_ST_COUNT] = {
 
 void pg_conn_params(const char *conninfo, const char **keys, const char **values)
 {
-    /* connect_timeout: libpq's own bound on a blocking connect. tcp_user_timeout and the
+    /* lock_timeout: sqlite's busy timeout, on the server: a statement that waits that long for
+     * a lock held by another session (a long transaction, an administrator's LOCK TABLE) is
+     * cancelled there, fails with 55P03 (a 503 "database busy") and leaves nothing behind; the
+     * blocking path would otherwise wait forever, and a non-blocking operation that gave up on
+     * its own would leave its statement queued for the lock, to commit after the 503.
+     * connect_timeout: libpq's own bound on a blocking connect. tcp_user_timeout and the
      * keepalives: the kernel's bound on a peer that vanishes while we wait for it (5 s of
      * unacknowledged data; an idle connection probed after 5 s, given up after 2 more
      * probes 2 s apart), so that a cut network is an error, not a thread stuck forever. */
@@ -45,8 +53,9 @@ void pg_conn_params(const char *conninfo, const char **keys, const char **values
                                     "keepalives_count",
                                     "options",
                                     NULL};
-    static const char *const v[] = {NULL, "triad", "UTF8", "5", "5000",
-                                    "1",  "5",     "2",    "2", "-c synchronous_commit=on"};
+    static const char *const v[] = {
+        NULL, "triad", "UTF8", "5", "5000", "1", "5", "2", "2",
+        ("-c synchronous_commit=on -c lock_timeout=" PG_STR(DB_BUSY_TIMEOUT_MS))};
     for (int i = 0; k[i] != NULL; i++) {
         keys[i] = k[i];
         values[i] = i == 0 ? conninfo : v[i];
@@ -89,8 +98,9 @@ int pg_result_errno(const PGresult *res)
         break;
     }
     const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    if (state != NULL && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0))
-        return -EBUSY; /* serialization failure, deadlock: the request may simply retry */
+    if (state != NULL && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
+                          strcmp(state, "55P03") == 0))
+        return -EBUSY; /* serialization failure, deadlock, lock_timeout: the request may retry */
     return -EIO;
 }
 

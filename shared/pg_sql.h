@@ -13,6 +13,10 @@
  * survives a crash of PostgreSQL or of the machine. TechEmpower's cluster sets it off, which
  * makes commits cheaper and lets a crash of PostgreSQL lose the last few hundred milliseconds
  * of acknowledged writes (never corrupt them).
+ *
+ * Lock waits: every session runs with lock_timeout=DB_BUSY_TIMEOUT_MS, sqlite's busy timeout
+ * on the server's side: a statement kept waiting that long for another session's lock is
+ * cancelled (55P03, -EBUSY: a 503 "database busy"), and nothing of it is applied later.
  */
 #ifndef TRIAD_PG_SQL_H
 #define TRIAD_PG_SQL_H

@@ -56,11 +56,15 @@ void serve_rlimit_raise(void)
     }
 }
 
+static void serve_db_shown(const char *db, char *out, size_t len);
+
 int serve_db_prepare(const char *prog, const char *path)
 {
     char err[256] = "";
     if (db_setup(path, err, sizeof(err)) != 0) {
-        fprintf(stderr, "%s: database %s: %s\n", prog, path, err);
+        char shown[512];
+        serve_db_shown(path, shown, sizeof(shown)); /* a PostgreSQL password masked */
+        fprintf(stderr, "%s: database %s: %s\n", prog, shown, err);
         return -1;
     }
     return 0;

@@ -20,7 +20,7 @@
 
 #define UPSTREAM_IDLE_CAP 4096 /* the flag's ceiling: the idle list is one array */
 
-/* Why calls failed, for the counters: one per kind of error the 502/504 distinguish. */
+/* Why calls failed, for the counters: one per kind of error the 502/504 answers distinguish. */
 enum upstream_err {
     UPSTREAM_ERR_REFUSED,   /* connect failed */
     UPSTREAM_ERR_RESET,     /* send or recv failed on an open connection */

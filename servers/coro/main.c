@@ -203,8 +203,10 @@ static int coro_serve(void)
         log_error("goroutines still running after %lds: exiting without them", drain_s);
         return 1;
     }
-    shard_close();
+    /* The runtime first: until its Ms are joined, one of them may hold an event it took
+     * from epoll for a shard's poll descriptor and be about to read it. */
     coro_stop();
+    shard_close();
     exec_close();
     return 0;
 }

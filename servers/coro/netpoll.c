@@ -302,7 +302,8 @@ void coro_pollfd_close(struct coro_pollfd *pd)
 {
     TRIAD_ASSERT(atomic_load(&pd->rg) <= PD_READY, "coro_pollfd_close: a goroutine is waiting");
     timer_stop(&pd->deadline);
-    epoll_ctl(netpoll_epfd, EPOLL_CTL_DEL, pd->fd, NULL);
+    if (netpoll_epfd >= 0) /* else the runtime has stopped: the epoll instance went with it */
+        epoll_ctl(netpoll_epfd, EPOLL_CTL_DEL, pd->fd, NULL);
     free(pd);
 }
 

@@ -59,7 +59,13 @@ static void acceptor_wake(struct acceptor *a)
 /* A worker has resumed its request. gthread's workers write their answers themselves; here the
  * worker runs the server once to send it, unless another thread is running the server right
  * now, in which case that run may already be past the point where it picks up resumed
- * connections: the acceptor is woken for another one. */
+ * connections: the acceptor is woken for another one.
+ *
+ * A run can also end with work libmicrohttpd has seen but not done: a connection it has just
+ * answered stays on its ready list, out of the epoll set, until a read finds its socket empty.
+ * The server's timeout is then 0, but the acceptor sleeps on the timeout it computed before
+ * this run (up to a second) and on an epoll set that will not report that socket: without a
+ * wake-up, the next request on a keep-alive connection would wait for it. */
 void acceptor_wake_cb(void *arg)
 {
     struct acceptor *a = arg;
@@ -68,8 +74,10 @@ void acceptor_wake_cb(void *arg)
         uint64_t t0 = trace_begin();
         http_server_run(a->srv);
         trace_slice(t0, "MHD_run", NULL, 0);
+        bool pending = http_server_timeout_ms(a->srv) == 0;
         pthread_mutex_unlock(&a->drive);
-        return;
+        if (!pending)
+            return;
     }
     acceptor_wake(a);
 }

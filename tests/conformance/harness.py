@@ -17,7 +17,7 @@ import traceback
 import urllib.parse
 
 from tests.conformance import httpraw
-from workloads.runner import launch
+from workloads.runner import launch, pg
 from workloads.runner.launch import short
 
 STDERR_TAIL_LINES = 200
@@ -125,6 +125,7 @@ class Ctx:
         self.server = None          # the shared instance most checks talk to
         self.servers = []           # every instance started, for cleanup and sanitizer scans
         self._labels = 0
+        self._pg_sessions = {}      # PostgreSQL database -> a psql session (pg.Session)
 
     @property
     def binary(self):
@@ -190,6 +191,24 @@ class Ctx:
         srv = srv or self.server
         return httpraw.Connection(srv.host, srv.port)
 
+    @property
+    def pg(self):
+        """True if the servers run on PostgreSQL (a pg mode: --db @pg)."""
+        return pg.is_pg(self.server.db_path if self.server else None) or \
+            pg.uses_placeholder(self.extra_args)
+
+    def pg_session(self, srv=None):
+        """The psql session to a PostgreSQL server's database (kept open until the end)."""
+        info = (srv or self.server).db_path
+        if info not in self._pg_sessions:
+            self._pg_sessions[info] = pg.Session(info)
+        return self._pg_sessions[info]
+
+    def close_pg_sessions(self):
+        for s in self._pg_sessions.values():
+            s.close()
+        self._pg_sessions.clear()
+
     def db(self, srv=None):
         """A new read-only sqlite3 connection to a server's database (WAL readers do not
         block the server). The caller closes it."""
@@ -201,6 +220,13 @@ class Ctx:
         return conn
 
     def query(self, sql, params=(), srv=None):
+        """Rows of a query on a server's database as tuples: sqlite3 on the file, or psql for
+        PostgreSQL (`?` placeholders either way)."""
+        if pg.is_pg((srv or self.server).db_path):
+            try:
+                return self.pg_session(srv).query(sql, params)
+            except pg.PgError as e:
+                raise CheckFailure("PostgreSQL: %s" % e)
         conn = self.db(srv)
         try:
             return conn.execute(sql, params).fetchall()
@@ -236,7 +262,8 @@ def parse_args(argv):
                    "the extra instances some checks need; a wrapper may run it in a container)")
     p.add_argument("--url", help="test a server that is already running at http://HOST:PORT "
                    "(say, in a container) instead of starting one; needs --model or --server")
-    p.add_argument("--db", help="with --url: that server's sqlite file, readable from here")
+    p.add_argument("--db", help="with --url: that server's sqlite file, readable from here, "
+                   "or its PostgreSQL database (a libpq conninfo, read with psql)")
     p.add_argument("--model", help="model name (default: the binary name after 'triad-')")
     p.add_argument("-k", dest="k", default="", metavar="SUBSTRING",
                    help="run only checks whose name contains SUBSTRING")
@@ -267,7 +294,7 @@ def parse_args(argv):
             RemoteServer(opts.url, None)
         except ValueError as e:
             p.error(str(e))
-    opts.db = os.path.abspath(opts.db) if opts.db else None
+    opts.db = os.path.abspath(opts.db) if opts.db and not pg.is_pg(opts.db) else opts.db
     if opts.server is None:
         return opts
     opts.server = os.path.abspath(opts.server)     # servers run in the temporary directory
@@ -340,6 +367,10 @@ def run_one(ctx, rep, name, fn):
 
 def main(argv):
     opts = parse_args(argv)
+    unavailable = pg.availability(opts.extra)
+    if unavailable and not opts.list:
+        print(unavailable[1], flush=True)
+        return unavailable[0]
     applicable = [(n, f) for (n, f) in CHECKS
                   if skip_reason is None or skip_reason(n, opts) is None]
     if opts.list:
@@ -413,6 +444,7 @@ def main(argv):
             rep.ok("server.sanitizers")
         return finish(ctx, rep)
     finally:
+        ctx.close_pg_sessions()
         for srv in ctx.servers:
             srv.kill()
         if opts.keep_tmp:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""The faults suite (issue 6, "Faults"): clients that vanish, write contention, disk faults,
+"""The faults suite: clients that vanish, write contention, disk faults,
 SIGTERM under load, kill -9 during writes, and 10,000 keep-alive connections, against one server
-binary in one mode.
+binary in one mode; in a PostgreSQL mode (--db @pg), PostgreSQL's own faults instead (case_pg).
 
     python3 -m tests.faults.faults --server build/servers/evloop/triad-evloop \
         [--sanitized] [--load-connections N] [-k SUBSTRING] [--list] [--keep-tmp] \
@@ -37,6 +37,8 @@ from tests.faults import case_crash         # noqa: E402,F401
 from tests.faults import case_load          # noqa: E402,F401
 from tests.faults import case_exhaust       # noqa: E402,F401
 from tests.faults import case_upstream      # noqa: E402,F401
+from tests.faults import case_pg            # noqa: E402,F401
+from workloads.runner import pg             # noqa: E402
 
 SANITIZER_SYMBOLS = (b"__asan_init", b"__tsan_init", b"__ubsan_handle_", b"__msan_init")
 
@@ -85,6 +87,17 @@ def timed_run_one(run_one):
     return run
 
 
+def skip_reason(name, opts):
+    """A PostgreSQL run (--db @pg) runs PostgreSQL's own faults (pg.*), which only it can;
+    the other cases are the sqlite runs' (their files, locks and disks)."""
+    on_pg = pg.uses_placeholder(opts.extra)
+    if name.startswith("pg.") and not on_pg:
+        return "need a PostgreSQL run (a pg mode: --db @pg)"
+    if on_pg and not name.startswith("pg."):
+        return "are the sqlite runs' (this run checks PostgreSQL's own faults: pg.*)"
+    return None
+
+
 def main():
     argv = split_own_options(sys.argv[1:])
     if "--server" in argv:
@@ -93,6 +106,7 @@ def main():
             common.OPTS.sanitized = True
     sys.argv = [sys.argv[0]] + argv
     harness.run_one = timed_run_one(harness.run_one)
+    harness.skip_reason = skip_reason
     if common.OPTS.sanitized:
         print("# sanitizer build: lighter load, memory reported but not bounded", flush=True)
     harness.entry()

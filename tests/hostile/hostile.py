@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Table-driven bad-input suite for the triad servers (issue 6, "Bad input").
+"""Table-driven bad-input suite for the triad servers.
 
     python3 -m tests.hostile.hostile --server build/servers/threaded/triad-threaded \
         [--label NAME] [-k SUBSTRING] [--list] [--report FILE] [-- extra server args...]

@@ -4,9 +4,9 @@
     python3 -m tests.hostile.run_modes --build BUILD_DIR --report FILE [--sanitized]
                                        [--only S] [-k S]
 
-The runs are the registry's (workloads/models.toml: each model's `tests` modes, named as
-meson names them; --sanitized adds each model's sanitizer_args, as a sanitizer build does).
-Each run adds its column to the Markdown report FILE (answers kept in FILE.json); a run's own
+The runs are the registry's (workloads/models.toml: each model's `tests` modes that run this
+suite, named as meson names them; --sanitized adds each model's sanitizer_args, as a sanitizer
+build does). Each run adds its column to the Markdown report FILE (answers kept in FILE.json); a run's own
 output goes to FILE.<run>.log. The exit status is 1 if any run failed.
 """
 
@@ -31,7 +31,7 @@ def main():
             os.remove(f)
     models = registry.load(build_dir=opts.build)
     failed = []
-    for run in registry.test_runs(models, opts.sanitized):
+    for run in registry.test_runs(models, opts.sanitized, suite="hostile"):
         if opts.only not in run.name:
             continue
         # The suite runs from the source root (it is a module of the package tests).

@@ -6,8 +6,8 @@
  * application's own epoll_wait loop over the epoll fd MHD exports
  * (MHD_DAEMON_INFO_EPOLL_FD), calling MHD_run on readiness and never sleeping longer than
  * MHD_get_timeout allows. Whatever this binary reaches on GET /json is what a single MHD
- * event loop can do on this machine; issue 4 requires triad-evloop to reach at least 90% of
- * it, measured side by side by workloads/bench (scenario "hello", model "baseline").
+ * event loop can do on this machine; triad's target is that triad-evloop reaches at least 90%
+ * of it, measured side by side by workloads/bench (scenario "hello", model "baseline").
  *
  * Routes: GET/HEAD /json gives {"message":"Hello, World!"} (application/json), GET/HEAD
  * /plaintext gives "Hello, World!" (text/plain). Bodies are rendered per request (snprintf

@@ -2,7 +2,7 @@
  *
  * Two contexts ping-pong through ctx_switch() (servers/coro/ctx.h) N times and we report the
  * time per switch (one direction; a round trip is two), best of a few runs, next to the figures
- * of runtimes.md for Go and other switch mechanisms. It is a benchmark, not a test: it asserts
+ * on record for Go and other switch mechanisms. It is a benchmark, not a test: it asserts
  * nothing about speed, and its numbers are only as steady as the machine (no CPU pinning).
  *
  * meson.build compiles this file twice. Once with CTXSWITCH_FALLBACK defined, against the
@@ -105,10 +105,10 @@ int main(int argc, char **argv)
     snprintf(what, sizeof(what), "triad ctx, %s backend", CTXSWITCH_BACKEND);
     row(what, native, 1, "measured now");
     row("triad ctx, ucontext fallback", fallback, 1, "measured now");
-    row("boost.context fcontext", 9, 0, "runtimes.md sec. 4 (Xeon E5-2620v4)");
-    row("glibc swapcontext", 380, 0, "runtimes.md sec. 4 (2-vCPU Xeon VM)");
-    row("Go runtime.Gosched(), no other G", 108, 0, "runtimes.md sec. 1 (Go 1.19.8, GOMAXPROCS=1)");
-    row("Go unbuffered chan hand-off", 243, 0, "runtimes.md sec. 1 (Go 1.19.8, GOMAXPROCS=1)");
+    row("boost.context fcontext", 9, 0, "Boost.Context doc/performance.qbk (Xeon E5-2620v4)");
+    row("glibc swapcontext", 380, 0, "measured earlier on a 2-vCPU Xeon VM, glibc 2.36");
+    row("Go runtime.Gosched(), no other G", 108, 0, "measured on that VM, Go 1.19.8, GOMAXPROCS=1");
+    row("Go unbuffered chan hand-off", 243, 0, "measured on that VM, Go 1.19.8, GOMAXPROCS=1");
     printf("  (%ld and %ld round trips; Go's figures include its scheduler, ours are the bare "
            "switch)\n",
            native_rounds, fallback_rounds);

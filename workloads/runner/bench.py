@@ -17,7 +17,8 @@ import sys
 import tempfile
 import time
 
-from workloads.runner import claims, config, launch, loadgen, registry, report, sysinfo
+from workloads.runner import (claims, compare, config, launch, loadgen, peers, pgbench,
+                              registry, report, sysinfo, upstream)
 from workloads.runner.sampler import Sampler, snapshot
 
 WORKLOADS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,6 +41,10 @@ def parse_args(argv):
                                     "instead of starting the models")
     p.add_argument("--pid", type=int, help="with --target on this machine: the server's pid, "
                                            "to sample its CPU, RSS and threads from /proc")
+    p.add_argument("--db", default="sqlite",
+                   help="where the PostgreSQL modes (pg) run: sqlite (default: they are "
+                        "skipped), postgres (a private cluster for the run), or a PostgreSQL "
+                        "URI or conninfo (an existing server, its database used as it is)")
     p.add_argument("--out", help="results directory (default: <repo>/results/<timestamp>)")
     p.add_argument("--root", default=os.path.dirname(WORKLOADS), help="repository root")
     p.add_argument("--build-dir", help="meson build directory (default: <root>/build)")
@@ -56,6 +61,8 @@ def parse_args(argv):
                    help="print the plan (servers, points, time estimate) and exit")
     p.add_argument("--no-build", action="store_true",
                    help="workloads/bench: skip the meson/ninja step (the runner never builds)")
+    p.add_argument("--no-peer-install", action="store_true",
+                   help="do not run workloads/peers/install: use the peers as they are")
     return p.parse_args(argv)
 
 
@@ -159,6 +166,12 @@ class Runner:
         self.failures = []
         self.server_runs = []
         self.runtime_skips = []
+        self.service = None         # the upstream service of the current server run
+        self.peer_info = {"versions": {}, "skipped": {}, "install_s": None, "calibration": {}}
+        try:
+            self.backend = pgbench.Backend(args.db)
+        except ValueError as e:
+            raise SystemExit(str(e))
 
     # ---------------------------------------------------------------- selection
     def select_scenarios(self):
@@ -247,7 +260,7 @@ class Runner:
             return b
 
         t0 = best(0, 10)
-        n = 20000
+        n = 2000    # C needs a few doublings from here; CPython (~10 µs an iteration) none
         while True:
             dt = best(n, 2) - t0
             if dt >= 0.02 or n >= 10_000_000:
@@ -302,17 +315,38 @@ class Runner:
                                                    if not target})
         if self.pinned:  # the runner itself (idle client, sampler) lives with the load
             os.sched_setaffinity(0, self.client_cpus)
+        peer_models = peers.wanted(self.models, mflt, target)
+        unavailable = {}
+        if peer_models and not a.dry_run and not a.no_peer_install:
+            names = [m.name for m in peer_models]
+            sys.stderr.write("bench: workloads/peers/install %s\n" % " ".join(names))
+            v, sk, secs = peers.install(self.root, names,
+                                        os.path.join(self.out, "logs", "peers-install.log"))
+            self.peer_info.update(versions=v, skipped=sk, install_s=secs)
+            for n, why in sk.items():
+                sys.stderr.write("bench: peer %s skipped: %s\n" % (n, why))
+            unavailable = {n: "not installed: %s" % why for n, why in sk.items()}
         if a.dry_run:
             calib = {"iterations_per_ms": 10000.0}
+            cpu = calib["iterations_per_ms"]
         else:
             calib = self.calibrate(scenarios, a.target)
+            cpu = calib["iterations_per_ms"] if calib else None
+            if calib is not None and peer_models:
+                pc = peers.calibrate(self, [m for m in peer_models if m.name not in unavailable],
+                                     stop_server)
+                self.peer_info["calibration"] = pc
+                cpu = {"*": cpu}
+                cpu.update({m.name: (pc[m.name]["iterations_per_ms"] if m.name in pc else None)
+                            for m in peer_models})
         plan, skipped = config.build_plan(scenarios, models, a.profile, self.profiles,
-                                          self.cores,
-                                          calib["iterations_per_ms"] if calib else None,
-                                          overrides, mflt, target)
+                                          self.cores, cpu, overrides, mflt, target,
+                                          unavailable)
+        plan = pgbench.filter_plan(plan, skipped, scenarios, a.profile, list(self.profiles),
+                                   self.backend)
         points = [pt for run in plan for pt in run.points]
         est = sum(config.estimate_point(pt) for pt in points) + \
-            config.SERVER_START_ESTIMATE * len(plan)
+            sum(config.estimate_start(run, models) for run in plan)
         not_built = sorted({s[1] for s in skipped if s[4] == "not built"})
         sys.stderr.write("triad bench: profile %s, %d scenarios, %d server runs, %d points, "
                          "estimated %s%s\n" % (a.profile, len(scenarios), len(plan), len(points),
@@ -334,15 +368,24 @@ class Runner:
         self.progress = Progress(len(points), est)
         wrk_log = open(os.path.join(self.out, "logs", "loadgen.log"), "w")
         results = []
+        postgres = None
         try:
+            if self.backend.available:
+                self.backend.start(self.progress_msg)
             for run in plan:
                 results += self.execute(run, target, wrk_log)
         except KeyboardInterrupt:
             self.progress.message("interrupted: writing what was measured so far")
             self.failures.append({"what": "run", "error": "interrupted by the user"})
+        except (pgbench.pg.PgError, OSError) as e:
+            self.progress.message("PostgreSQL: %s" % e)
+            self.failures.append({"what": "PostgreSQL (--db %s)" % pgbench.mask(a.db),
+                                  "error": str(e)})
         finally:
             wrk_log.close()
             shutil.rmtree(self.tmp, ignore_errors=True)
+            postgres = self.backend.describe()
+            self.backend.stop()     # the private cluster, even on Ctrl-C
         self.progress.show("done", final=True)
 
         finished = time.time()
@@ -368,7 +411,7 @@ class Runner:
             "cpu_calibration": calib,
             "target": {"url": a.target, "pid": a.pid} if target else None,
             "models": [{"name": m.name, "bin": m.program, "kind": m.kind, "role": m.role,
-                        "modes": m.modes,
+                        "modes": m.modes, "pairs": m.pairs,
                         "endpoints": m.endpoints, "built": True if target else m.built}
                        for m in models],
             "roles": registry.role_names(self.models),
@@ -380,9 +423,12 @@ class Runner:
             "anomalies": self.anomalies,
             "failures": self.failures,
             "points": results,
+            "peers": self.peer_info,
+            "postgres": postgres,
         }
         doc["machine"]["loadavg_end"] = sysinfo.loadavg()
         doc["claims"] = claims.evaluate(doc)
+        doc["compare"] = compare.evaluate(doc)
         report.write_all(doc, self.out, plots=not a.no_plots)
         print(report.summary_text(doc))
         print("\nresults: %s (report.md, results.json, results.csv%s)"
@@ -402,6 +448,9 @@ class Runner:
         if target:
             return TargetServer(self.args.target, self.args.pid).start(), None
         model = next(m for m in self.models if m.name == run.model)
+        if self.service is not None:
+            run = config.ServerRun(run.scenario, run.model, run.mode,
+                                   run.args + ["--upstream", self.service.url])
         tmp = tempfile.mkdtemp(prefix="triad-bench-db-")
         log = os.path.join(self.out, "logs", "%s-%s-%s.log" % (run.scenario, run.model,
                                                                run.mode.replace("+", "_")))
@@ -419,6 +468,38 @@ class Runner:
         return s, tmp
 
     def execute(self, run, target, wrk_log):
+        """One server run; with its scenario's upstream service around it, if it has one."""
+        if not run.upstream or target:
+            return self._execute(run, target, wrk_log)
+        label = "%s-%s-%s" % (run.scenario, run.model, run.mode.replace("+", "_"))
+        first = len(self.server_runs)
+        try:
+            self.service = upstream.start_for(self, run, label)
+        except upstream.UpstreamError as e:
+            self.progress.message("%s %s/%s: %s" % (run.scenario, run.model, run.mode, e))
+            self.failures.append({"what": "%s %s/%s upstream" % (run.scenario, run.model,
+                                                                 run.mode), "error": str(e)})
+            out = []
+            for pt in run.points:
+                out.append(self.failed_point(pt, str(e)))
+                self.progress.point_done(config.estimate_point(pt))
+            return out
+        try:
+            return self._execute(run, target, wrk_log)
+        finally:
+            service, self.service = self.service, None
+            for rec in self.server_runs[first:]:
+                rec["upstream"] = "%s at %s" % (service.describe(), service.url)
+            self.anomalies += [{"where": "%s %s/%s" % (run.scenario, run.model, run.mode),
+                                "what": a} for a in service.stop()]
+
+    def new_probe(self, pt, server):
+        """What a measured run adds when the scenario has an upstream (runner/upstream.py)."""
+        if self.service is None:
+            return None
+        return upstream.Probe(self.service, server, registry.find(self.models, pt.model))
+
+    def _execute(self, run, target, wrk_log):
         out = []
         label = "%s/%s" % (run.model, run.mode)
         pending = list(run.points)
@@ -442,7 +523,12 @@ class Runner:
                 self.failures.append({"what": "%s %s start" % (run.scenario, label),
                                       "error": str(e)})
                 return out
+            model = registry.find(self.models, run.model)
+            if peers.needs_prime(model, pending):
+                self.progress.show("%s %s: priming /cpu (JIT warm-up)" % (run.scenario, label))
+                rec["primed_calls"] = peers.prime(server.base_url)
             sampler = Sampler(server.pid) if server.pid else None
+            sampler = pgbench.samplers(sampler, server, self.backend)
             try:
                 while pending:
                     pt = pending.pop(0)
@@ -592,10 +678,15 @@ class Runner:
                 settle = self.settle(pt, server)
                 if sampler:
                     sampler.begin()
+                probe = self.new_probe(pt, server)
+                if probe:
+                    probe.begin(pt.duration)
                 m = loadgen.run_wrk(url, pt.connections, pt.duration, threads, LUA_SCRIPT, args,
                                     cpus, wrk_log)
                 if sampler:
                     m.update(sampler.end())
+                if probe:
+                    m.update(probe.end(m.get("requests")))
                 m.update(settle)
                 if pt.pipeline > 1:  # see lua/triad.lua: wrk's percentiles break here
                     for k in LATENCY_KEYS:
@@ -604,11 +695,17 @@ class Runner:
         for m in runs:
             if m.get("srv_cpu_s") is not None and m.get("requests"):
                 m["srv_cpu_us_per_req"] = m["srv_cpu_s"] * 1e6 / m["requests"]
+            if m.get("db_cpu_s") is not None and m.get("requests"):
+                m["db_cpu_us_per_req"] = m["db_cpu_s"] * 1e6 / m["requests"]
             if pt.service_ms and "rps" in m:
                 m["little_rps"] = pt.connections * 1000.0 / pt.service_ms
                 m["little_frac"] = m["rps"] / m["little_rps"]
         head["runs"] = runs
         head["summary"] = summarize_runs(runs)
+        note = upstream.saturation_note(head["summary"]["median"])
+        if note:
+            self.anomalies.append({"where": "%s %s/%s" % (pt.scenario, pt.model, pt.mode),
+                                   "what": "%s %s: %s" % (pt.step, pt.x_label, note)})
         return head
 
     def run_open_loop(self, pt, server, sampler, wrk_log, r):
@@ -727,9 +824,9 @@ def list_things(runner):
         print("  %-14s %s" % (name, sc.title))
     print("models (workloads/models.toml):")
     for m in runner.models:
-        print("  %-10s %-7s %-9s modes: %s  (%s)" % (m.name, m.role,
-                                                   "built" if m.built else "not built",
-                                                   ", ".join(m.modes), m.program))
+        print("  %-10s %-7s %-6s %-9s modes: %s  (%s)" % (
+            m.name, m.role, m.kind, ("launcher" if m.kind == "peer" else "built")
+            if m.built else "not built", ", ".join(m.modes), m.program))
 
 
 def main(argv=None):

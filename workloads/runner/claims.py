@@ -1,4 +1,4 @@
-"""The claims table: each article claim (and each model signature from runtimes.md §6),
+"""The claims table: each article claim (and each model signature, with its runtime source),
 the scenario that tests it, what this run measured, and a verdict.
 
 Every verdict compares numbers measured side by side in the same run. A claim that needs a
@@ -169,21 +169,26 @@ def per_cpu(p):
     return r / c if r and c else None
 
 
-def claim_node_io(d):
-    c = "Node is excellent for I/O-bound work"
-    m = missing(d, "node")
-    if m:
-        return row("node-io", c, "article", "io-bound", "", m)
-    levels = sorted(d.find("io-bound", "io-50ms", d.model("node"), "default"),
+# The scenarios the Node I/O claim is judged on: waits on a timer (/io) and on an upstream HTTP
+# service (/upstream, one call of 50 ms), each at every connection count of the run.
+NODE_IO_SCENARIOS = (("io-bound", "io-50ms", "/io?ms=50"),
+                     ("upstream-bound", "upstream-1x50ms", "/upstream?calls=1&ms=50"))
+
+
+def _node_io_on(d, scenario, step):
+    """(measured text, verdict) of the Node I/O claim on one scenario, or None without data."""
+    node_model = d.model("node")
+    levels = sorted(d.find(scenario, step, node_model, "default"),
                     key=lambda p: p["connections"])
     if not levels:
-        return row("node-io", c, "article", "io-bound", "", nodata("io-bound"))
+        return None
+    mirrors = set(d.roles.values())
     parts, good, saturated = [], [], []
     for node in levels:
         n = node["connections"]
         frac = med(node, "little_frac") or 0
-        others = [p for p in d.points if p["model"] != node["model"] and
-                  (p["scenario"], p["step"], p["connections"]) == ("io-bound", "io-50ms", n)]
+        others = [p for p in d.points if p["model"] != node["model"] and p["model"] in mirrors
+                  and (p["scenario"], p["step"], p["connections"]) == (scenario, step, n)]
         best = max(others, key=lambda p: rps(p) or 0) if others else None
         errs = med(node, "errors_total") or 0
         ahead = best is None or (rps(node) or 0) >= 0.9 * (rps(best) or 0)
@@ -214,7 +219,27 @@ def claim_node_io(d):
         v = "supported up to %d connections only" % max(good)
     else:
         v = "not supported"
-    return row("node-io", c, "article", "io-bound", meas, v)
+    return meas, v
+
+
+def claim_node_io(d):
+    """Judged on /io and on /upstream: the verdict names the scenario each part rests on."""
+    c = "Node is excellent for I/O-bound work"
+    where = ", ".join(sc for sc, _, _ in NODE_IO_SCENARIOS)
+    m = missing(d, "node")
+    if m:
+        return row("node-io", c, "article", where, "", m)
+    meas, verdicts = [], []
+    for scenario, step, path in NODE_IO_SCENARIOS:
+        got = _node_io_on(d, scenario, step)
+        if got is None:
+            verdicts.append("`%s` (%s): %s" % (path, scenario, nodata(scenario)))
+            continue
+        meas.append("`%s` (%s): %s" % (path, scenario, got[0]))
+        verdicts.append("`%s` (%s): %s" % (path, scenario, got[1]))
+    if not meas:
+        return row("node-io", c, "article", where, "", nodata("io-bound"))
+    return row("node-io", c, "article", where, " | ".join(meas), "; ".join(verdicts))
 
 
 def claim_python_slower(d):
@@ -316,14 +341,15 @@ def claim_node_chokes(d):
 
 def sig_gil_flat(d):
     c = "GIL: CPU-bound throughput is flat in threads and scales only with processes"
+    src = "CPython Python/ceval_gil.c; gunicorn gunicorn/arbiter.py"
     thr = d.model("python")
     if thr is None:
-        return row("sig-gil-flat", c, "runtimes.md §6", "cpu-bound", "", missing(d, "python"))
+        return row("sig-gil-flat", c, src, "cpu-bound", "", missing(d, "python"))
     one = d.one("cpu-bound", "cpu-5ms", thr, "gil", 1)
     many = cpu_level(d, thr, "gil")
     procs = cpu_level(d, thr, "gil+workers2")
     if one is None or many is None or many["connections"] == 1:
-        return row("sig-gil-flat", c, "runtimes.md §6", "cpu-bound", "", nodata("cpu-bound"))
+        return row("sig-gil-flat", c, src, "cpu-bound", "", nodata("cpu-bound"))
     r_threads = ratio(rps(many), rps(one))
     meas = "--gil: %s at c=1, %s at c=%d (%.2fx)" % (fmt_rps(one), fmt_rps(many),
                                                      many["connections"], r_threads or 0)
@@ -333,60 +359,64 @@ def sig_gil_flat(d):
         meas += "; --gil --workers 2 at c=%d: %s (%.2fx)" % (procs["connections"],
                                                              fmt_rps(procs), r_procs or 0)
     if d.cores < 2:
-        return row("sig-gil-flat", c, "runtimes.md §6", "cpu-bound", meas,
+        return row("sig-gil-flat", c, src, "cpu-bound", meas,
                    "not testable on 1 core")
     ok = r_threads is not None and r_threads < 1.3 and (r_procs is None or r_procs >= 1.5)
-    return row("sig-gil-flat", c, "runtimes.md §6", "cpu-bound", meas,
+    return row("sig-gil-flat", c, src, "cpu-bound", meas,
                "matches" if ok else "does not match")
 
 
 def sig_scales_with_cores(d, role, name):
     c = "%s: CPU-bound throughput scales with cores" % name
+    src = {"python": "CPython free-threaded build (PEP 703)",
+           "go": "Go src/runtime/proc.go schedinit (GOMAXPROCS)"}.get(role, "")
     model = d.model(role)
     cid = "sig-%s-scales" % role
     if model is None:
-        return row(cid, c, "runtimes.md §6", "cpu-bound", "", missing(d, role))
+        return row(cid, c, src, "cpu-bound", "", missing(d, role))
     one = d.one("cpu-bound", "cpu-5ms", model, "default", 1)
     many = cpu_level(d, model, "default")
     if one is None or many is None or many["connections"] == 1:
-        return row(cid, c, "runtimes.md §6", "cpu-bound", "", nodata("cpu-bound"))
+        return row(cid, c, src, "cpu-bound", "", nodata("cpu-bound"))
     r = ratio(rps(many), rps(one)) or 0
     meas = "%s at c=1, %s at c=%d: %.2fx on %d cores (server CPU %.2f cores)" % (
         fmt_rps(one), fmt_rps(many), many["connections"], r, d.cores,
         med(many, "srv_cpu_cores") or 0)
     if d.cores < 2:
-        return row(cid, c, "runtimes.md §6", "cpu-bound", meas, "not testable on 1 core")
-    return row(cid, c, "runtimes.md §6", "cpu-bound", meas,
+        return row(cid, c, src, "cpu-bound", meas, "not testable on 1 core")
+    return row(cid, c, src, "cpu-bound", meas,
                "matches" if r >= 0.7 * d.cores else "does not match")
 
 
 def sig_evloop_one_core(d):
     c = "Event loop: CPU-bound throughput stays at one core"
+    src = "libuv src/unix/core.c uv_run"
     node = d.model("node")
     if node is None:
-        return row("sig-node-one-core", c, "runtimes.md §6", "cpu-bound", "",
+        return row("sig-node-one-core", c, src, "cpu-bound", "",
                    missing(d, "node"))
     one = d.one("cpu-bound", "cpu-5ms", node, "default", 1)
     many = d.top("cpu-bound", "cpu-5ms", node)
     if one is None or many is None or many["connections"] == 1:
-        return row("sig-node-one-core", c, "runtimes.md §6", "cpu-bound", "", nodata("cpu-bound"))
+        return row("sig-node-one-core", c, src, "cpu-bound", "", nodata("cpu-bound"))
     r = ratio(rps(many), rps(one)) or 0
     meas = "%s at c=1, %s at c=%d (%.2fx), server CPU %.2f cores" % (
         fmt_rps(one), fmt_rps(many), many["connections"], r, med(many, "srv_cpu_cores") or 0)
-    return row("sig-node-one-core", c, "runtimes.md §6", "cpu-bound", meas,
+    return row("sig-node-one-core", c, src, "cpu-bound", meas,
                "matches" if r < 1.3 else "does not match")
 
 
 def sig_pool_caps_io(d):
     c = "Threaded pool of N threads: I/O-bound throughput capped at N / wait; " \
         "thread per connection follows Little's law"
+    src = "gunicorn gunicorn/workers/gthread.py; CPython Lib/socketserver.py"
     thr = d.model("python")
     if thr is None:
-        return row("sig-pool-io", c, "runtimes.md §6", "io-bound", "", missing(d, "python"))
+        return row("sig-pool-io", c, src, "io-bound", "", missing(d, "python"))
     pool = d.top("io-bound", "io-50ms", thr, "default")
     per = d.top("io-bound", "io-50ms", thr, "perconn")
     if pool is None:
-        return row("sig-pool-io", c, "runtimes.md §6", "io-bound", "", nodata("io-bound"))
+        return row("sig-pool-io", c, src, "io-bound", "", nodata("io-bound"))
     parts = ["pool (default 8 threads) %s at %d connections (cap 8/50 ms = 160)"
              % (fmt_rps(pool), pool["connections"])]
     ok = rps(pool) is not None and rps(pool) <= 160 * 1.15
@@ -395,16 +425,17 @@ def sig_pool_caps_io(d):
         parts.append("thread per connection %s = %.0f%% of Little's law at %d connections"
                      % (fmt_rps(per), 100 * frac, per["connections"]))
         ok = ok and frac >= 0.8
-    return row("sig-pool-io", c, "runtimes.md §6", "io-bound", "; ".join(parts),
+    return row("sig-pool-io", c, src, "io-bound", "; ".join(parts),
                "matches" if ok else "does not match")
 
 
 def sig_convoy(d):
     c = ("GIL convoy: while a CPU-bound request runs, light ones wait about a switch interval "
          "(their p99 rises by at least ~1 interval, more than without the GIL)")
+    src = "CPython Python/ceval_gil.c, sys.getswitchinterval() 5 ms"
     thr = d.model("python")
     if thr is None:
-        return row("sig-convoy", c, "runtimes.md §6", "head-of-line", "", missing(d, "python"))
+        return row("sig-convoy", c, src, "head-of-line", "", missing(d, "python"))
     vals = {}
     for mode in ("default", "gil"):
         a = d.one("head-of-line", "json-alone", thr, mode)
@@ -413,7 +444,7 @@ def sig_convoy(d):
             vals[mode] = (med(a, "lat_p50_ms"), med(m, "lat_p50_ms"), med(a, "lat_p99_ms"),
                           med(m, "lat_p99_ms"))
     if "gil" not in vals:
-        return row("sig-convoy", c, "runtimes.md §6", "head-of-line", "", nodata("head-of-line"))
+        return row("sig-convoy", c, src, "head-of-line", "", nodata("head-of-line"))
     parts = []
     for mode, (p50a, p50m, p99a, p99m) in vals.items():
         parts.append("%s: /json p50 %s -> %s, p99 %s -> %s" % (
@@ -425,20 +456,21 @@ def sig_convoy(d):
     if ok and "default" in vals and None not in (vals["default"][2], vals["default"][3]):
         ok = added > (vals["default"][3] - vals["default"][2])
     parts.append("switch interval %g ms" % si)
-    return row("sig-convoy", c, "runtimes.md §6", "head-of-line", "; ".join(parts),
+    return row("sig-convoy", c, src, "head-of-line", "; ".join(parts),
                "matches" if ok else "does not match")
 
 
 def sig_hol_evloop(d):
     c = "Event loop: a 50 ms handler delays every other request by up to 50 ms"
+    src = "libuv src/unix/core.c uv_run"
     node = d.model("node")
     if node is None:
-        return row("sig-node-hol", c, "runtimes.md §6", "head-of-line", "", missing(d, "node"))
+        return row("sig-node-hol", c, src, "head-of-line", "", missing(d, "node"))
     mix = d.one("head-of-line", "json+cpu50ms", node)
     if mix is None:
-        return row("sig-node-hol", c, "runtimes.md §6", "head-of-line", "", nodata("head-of-line"))
+        return row("sig-node-hol", c, src, "head-of-line", "", nodata("head-of-line"))
     p99 = med(mix, "lat_p99_ms")
-    return row("sig-node-hol", c, "runtimes.md §6", "head-of-line",
+    return row("sig-node-hol", c, src, "head-of-line",
                "evloop /json p99 %s, max %s under the /cpu mix" % (ms(p99),
                                                                    ms(med(mix, "lat_max_ms"))),
                "matches" if p99 is not None and p99 >= 25 else "does not match")
@@ -446,26 +478,28 @@ def sig_hol_evloop(d):
 
 def sig_bounded_unfairness(d):
     c = "Goroutines: light requests wait at most about one 10-20 ms preemption quantum"
+    src = "Go src/runtime/proc.go sysmon, forcePreemptNS 10 ms"
     go = d.model("go")
     if go is None:
-        return row("sig-go-fair", c, "runtimes.md §6", "head-of-line", "", missing(d, "go"))
+        return row("sig-go-fair", c, src, "head-of-line", "", missing(d, "go"))
     mix = d.one("head-of-line", "json+cpu50ms", go)
     if mix is None:
-        return row("sig-go-fair", c, "runtimes.md §6", "head-of-line", "", nodata("head-of-line"))
+        return row("sig-go-fair", c, src, "head-of-line", "", nodata("head-of-line"))
     p99 = med(mix, "lat_p99_ms")
-    return row("sig-go-fair", c, "runtimes.md §6", "head-of-line",
+    return row("sig-go-fair", c, src, "head-of-line",
                "coro /json p99 %s under the /cpu mix" % ms(p99),
                "matches" if p99 is not None and p99 <= 25 else "does not match")
 
 
 def sig_thread_per_conn_memory(d):
     c = "Thread per connection: one thread and tens of KiB of RSS per idle connection"
+    src = "CPython Lib/socketserver.py ThreadingMixIn"
     thr = d.model("python")
     if thr is None:
-        return row("sig-perconn-mem", c, "runtimes.md §6", "idle", "", missing(d, "python"))
+        return row("sig-perconn-mem", c, src, "idle", "", missing(d, "python"))
     p = d.top("idle", "idle", thr, "perconn")
     if p is None:
-        return row("sig-perconn-mem", c, "runtimes.md §6", "idle", "", nodata("idle"))
+        return row("sig-perconn-mem", c, src, "idle", "", nodata("idle"))
     tpc, kib = med(p, "threads_per_conn"), med(p, "kib_per_conn")
     meas = "%d connections (%d held): %s threads and %s KiB per connection" % (
         p["connections"], med(p, "idle_alive_open") or 0,
@@ -475,15 +509,16 @@ def sig_thread_per_conn_memory(d):
         meas += "; pool mode: %s threads, %s KiB per connection" % (
             "%.3f" % (med(d2, "threads_per_conn") or 0), num(med(d2, "kib_per_conn")))
     ok = tpc is not None and 0.9 <= tpc <= 1.1 and kib is not None and kib >= 8
-    return row("sig-perconn-mem", c, "runtimes.md §6", "idle", meas,
+    return row("sig-perconn-mem", c, src, "idle", meas,
                "matches" if ok else "does not match")
 
 
 def sig_evloop_floor(d):
-    c = "evloop reaches at least 90% of the bare-libmicrohttpd floor on /json (issue 4)"
+    c = "evloop reaches at least 90% of the bare-libmicrohttpd floor on /json (triad's target)"
+    src = "triad's target (workloads/scenarios/hello.toml)"
     m = missing(d, "node", "floor")
     if m:
-        return row("sig-evloop-floor", c, "issue 4", "hello", "", m)
+        return row("sig-evloop-floor", c, src, "hello", "", m)
     node, floor = d.model("node"), d.model("floor")
     pairs = []
     for n in d.levels("hello", "json"):
@@ -492,14 +527,15 @@ def sig_evloop_floor(d):
         if a and b and rps(b):
             pairs.append((n, rps(a) / rps(b)))
     if not pairs:
-        return row("sig-evloop-floor", c, "issue 4", "hello", "", nodata("hello"))
+        return row("sig-evloop-floor", c, src, "hello", "", nodata("hello"))
     meas = ", ".join("c=%d: %.0f%%" % (n, 100 * r) for n, r in pairs)
-    return row("sig-evloop-floor", c, "issue 4", "hello", "evloop/baseline " + meas,
+    return row("sig-evloop-floor", c, src, "hello", "evloop/baseline " + meas,
                "matches" if min(r for _, r in pairs) >= 0.9 else "does not match")
 
 
 def sig_fanout(d):
     c = "Fan-out: N concurrent 20 ms waits take about 20 ms, whatever N"
+    src = "triad's target (workloads/scenarios/fanout.toml)"
     rows = []
     for role in ("python", "node", "go"):
         model = d.model(role)
@@ -512,14 +548,14 @@ def sig_fanout(d):
         lo, hi = by_calls[0], by_calls[-1]
         rows.append((model, lo, hi))
     if not rows:
-        return row("sig-fanout", c, "issue 3", "fanout", "", NOT_TESTED)
+        return row("sig-fanout", c, src, "fanout", "", NOT_TESTED)
     parts, ok = [], True
     for model, lo, hi in rows:
         a, b = med(lo, "lat_p50_ms"), med(hi, "lat_p50_ms")
         parts.append("%s p50 %s at calls=%s, %s at calls=%s" % (
             model, ms(a), lo["variables"].get("calls"), ms(b), hi["variables"].get("calls")))
         ok = ok and a is not None and b is not None and b <= 2.0 * max(a, 20.0)
-    return row("sig-fanout", c, "issue 3", "fanout", "; ".join(parts),
+    return row("sig-fanout", c, src, "fanout", "; ".join(parts),
                "matches" if ok else "does not match")
 
 
@@ -539,6 +575,8 @@ def evaluate(doc):
         sig_evloop_one_core, sig_pool_caps_io, sig_convoy, sig_hol_evloop,
         sig_bounded_unfairness, sig_thread_per_conn_memory, sig_evloop_floor, sig_fanout,
     ]
+    from workloads.runner import upstream_sigs     # signatures of the upstream-bound scenario
+    checks += upstream_sigs.CHECKS
     out = []
     for check in checks:
         try:

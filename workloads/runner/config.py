@@ -6,14 +6,18 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 
-# The issue's order; scenarios added later run after these, alphabetically.
-SCENARIO_ORDER = ["hello", "cpu-bound", "io-bound", "head-of-line", "db", "idle", "fanout"]
+# The run order; scenarios added later run after these, alphabetically.
+SCENARIO_ORDER = ["hello", "cpu-bound", "io-bound", "upstream-bound", "head-of-line", "db", "idle",
+                  "fanout"]
 KINDS = ("wrk", "open-loop", "idle")
 STEP_KEYS = {"name", "kind", "path", "method", "body", "content_type", "pipeline",
              "connections", "vary", "duration", "warmup", "open_loop_warmup", "repeats", "hold",
-             "modes", "models",
-             "profiles", "service_ms", "rate", "clients", "stagger", "background"}
-SCENARIO_KEYS = {"title", "description", "modes", "models", "profiles", "step"}
+             "modes", "models", "with_postgres",
+             "profiles", "service_ms", "rate", "clients", "stagger", "background",
+             "peer_connections", "exclude"}
+SCENARIO_KEYS = {"title", "description", "modes", "models", "profiles", "step", "upstream",
+                 "peer_modes", "exclude"}
+UPSTREAM_KEYS = {"model", "mode", "args"}
 
 
 class ConfigError(ValueError):
@@ -91,6 +95,11 @@ def load_scenario(name, path):
         if st.get("kind", "wrk") not in KINDS:
             raise ConfigError("%s: step %d: kind must be one of %s" % (path, i + 1, KINDS))
         st.setdefault("name", "step%d" % (i + 1))
+    up = data.get("upstream")
+    if up is not None:
+        if not isinstance(up, dict) or "model" not in up or set(up) - UPSTREAM_KEYS:
+            raise ConfigError("%s: upstream must be a table with model (and optionally mode, "
+                              "args)" % path)
     return Scenario(name, path, data)
 
 
@@ -172,15 +181,24 @@ class ServerRun:
     mode: str
     args: list
     points: list = field(default_factory=list)
+    upstream: dict = None       # the scenario's upstream service (runner/upstream.py)
 
 
 def build_plan(scenarios, models, profile, profiles, cores, cpu_iters_per_ms, overrides,
-               model_filter=None, target=False):
+               model_filter=None, target=False, unavailable=None):
     """Expand scenarios x models x modes x steps x levels into ServerRuns of Points.
 
-    model_filter: {model_name: set(modes) or None}. Returns (plan, skipped) where skipped
-    lists (scenario, model, mode, step, reason) for things not run.
+    cpu_iters_per_ms: the /cpu calibration, one number for every model, or a dict of model
+    name -> number (the peers each have their own; "*" for the others).
+    model_filter: {model_name: set(modes) or None}. unavailable: {model_name: reason} for
+    models that cannot run (a peer that could not be installed). Returns (plan, skipped) where
+    skipped lists (scenario, model, mode, step, reason) for things not run.
+    A peer (kind "peer") runs the modes that stand beside the modes the scenario asks for
+    (registry `pairs`; `peer_modes` in a scenario narrows them), and skips only the steps
+    whose paths it does not serve.
     """
+    unavailable = unavailable or {}
+    calib_all = cpu_iters_per_ms
     names = list(profiles)
     prof = profiles[profile]
     plan, skipped = [], []
@@ -195,22 +213,37 @@ def build_plan(scenarios, models, profile, profiles, cores, cpu_iters_per_ms, ov
             continue
         sc_modes = pv(d.get("modes"), ["default"])
         sc_models = pv(d.get("models"), None)
+        sc_peer_modes = pv(d.get("peer_modes"), None)
+        sc_exclude = set(pv(d.get("exclude"), []))
         for model in models:
             if not target and sc_models and model.name not in sc_models:
                 continue
             if model_filter is not None and model.name not in model_filter:
                 continue
-            for mode in (["target"] if target else sc_modes):
+            peer = not target and model.kind == "peer"
+            if isinstance(calib_all, dict):
+                cpu_iters_per_ms = calib_all.get(model.name, calib_all.get("*"))
+            modes = sc_modes
+            if peer:
+                modes = model.peer_modes_for(sc_modes)
+                if sc_peer_modes is not None:
+                    modes = [m for m in modes if m in sc_peer_modes]
+            for mode in (["target"] if target else modes):
                 wanted = model_filter.get(model.name) if model_filter else None
                 if wanted and mode not in wanted:
                     continue
                 args = [] if target else model.mode_args(mode)
                 if args is None:
                     continue  # this model has no such mode
+                if not target and "%s/%s" % (model.name, mode) in sc_exclude:
+                    continue
+                if not target and model.name in unavailable:
+                    skipped.append((sc.name, model.name, mode, "*", unavailable[model.name]))
+                    continue
                 if not target and not model.built:
                     skipped.append((sc.name, model.name, mode, "*", "not built"))
                     continue
-                if not target:
+                if not target and not peer:
                     unserved = sorted({p.split("?")[0] for st in d["step"]
                                        for p in [st["path"]] + ([st["background"]["path"]]
                                                                 if isinstance(st.get("background"),
@@ -221,20 +254,37 @@ def build_plan(scenarios, models, profile, profiles, cores, cpu_iters_per_ms, ov
                         skipped.append((sc.name, model.name, mode, "*",
                                         "does not serve %s" % ", ".join(unserved)))
                         continue
-                run = ServerRun(sc.name, model.name, mode, args)
+                # the profile's peer_repeats (quick: 1) measures the peers' shapes in less time
+                repeats = prof.get("peer_repeats", prof["repeats"]) if peer else prof["repeats"]
+                run = ServerRun(sc.name, model.name, mode, args, upstream=d.get("upstream"))
                 for st in d["step"]:
                     if "profiles" in st and profile not in st["profiles"]:
                         continue
+                    if peer:
+                        bgp = st.get("background")
+                        paths = [st["path"]] + ([bgp["path"]] if isinstance(bgp, dict) else [])
+                        unserved = sorted({p.split("?")[0] for p in paths
+                                           if not model.serves(p)})
+                        if unserved:
+                            skipped.append((sc.name, model.name, mode, st["name"],
+                                            "does not serve %s" % ", ".join(unserved)))
+                            continue
                     st_models = pv(st.get("models"), None)
                     if not target and st_models and model.name not in st_models:
                         continue
                     st_modes = pv(st.get("modes"), None)
                     if not target and st_modes and mode not in st_modes:
                         continue
+                    if not target and "%s/%s" % (model.name, mode) in set(
+                            pv(st.get("exclude"), [])):
+                        continue
                     kind = st.get("kind", "wrk")
                     path_t = st["path"]
                     bg = pv(st.get("background"), None)
                     conns = overrides.get("connections") or pv(st.get("connections"), [16])
+                    if peer and not overrides.get("connections") and \
+                            pv(st.get("peer_connections")) is not None:
+                        conns = pv(st.get("peer_connections"))
                     if not isinstance(conns, list):
                         conns = [conns]
                     if kind == "open-loop":
@@ -264,7 +314,7 @@ def build_plan(scenarios, models, profile, profiles, cores, cpu_iters_per_ms, ov
                                 duration=float(overrides.get("duration", pv(st.get("duration"),
                                                                             prof["duration"]))),
                                 repeats=int(overrides.get("repeats", pv(st.get("repeats"),
-                                                                       prof["repeats"]))),
+                                                                       repeats))),
                                 hold=float(overrides.get("hold", pv(st.get("hold"),
                                                                     prof.get("hold", 1)))),
                                 settle=float(prof.get("settle", 3)),
@@ -282,7 +332,8 @@ def build_plan(scenarios, models, profile, profiles, cores, cpu_iters_per_ms, ov
                                 background=bgd)
                             if kind == "idle" and not target:
                                 # every idle level gets its own fresh server
-                                plan.append(ServerRun(sc.name, model.name, mode, args, [pt]))
+                                plan.append(ServerRun(sc.name, model.name, mode, args, [pt],
+                                                      upstream=d.get("upstream")))
                             else:
                                 run.points.append(pt)
                 if run.points:
@@ -302,3 +353,18 @@ def estimate_point(pt):
 
 
 SERVER_START_ESTIMATE = 0.4
+
+
+def estimate_start(run, models):
+    """Rough seconds to start and stop a run's server (and its upstream), prime included."""
+    s = SERVER_START_ESTIMATE
+    model = next((m for m in models if m.name == run.model), None)
+    if model is not None and model.kind == "peer":
+        s += 1.0    # interpreters and gunicorn's arbiter start slower; gunicorn drains on stop
+        if model.jit and any("/cpu" in pt.path or
+                             (pt.background and "/cpu" in pt.background.get("path", ""))
+                             for pt in run.points):
+            s += 1.0    # the JIT warm-up (peers.prime)
+    if run.upstream:
+        s += 0.5
+    return s

@@ -8,6 +8,10 @@ the walk over its process tree. The benchmark runner and every test suite start 
 
 A server prints one line on stdout when it listens ("listening on http://HOST:PORT"); it is
 started with --port 0 so that the kernel picks the port and nothing collides.
+
+`--db @pg` in a server's arguments (a PostgreSQL mode of workloads/models.toml) gives it a fresh
+PostgreSQL database instead of db_path (runner/pg.py); a db_path that already names PostgreSQL
+(a restart on the same database) is kept.
 """
 
 import os
@@ -16,6 +20,8 @@ import signal
 import subprocess
 import threading
 import time
+
+from workloads.runner import pg
 
 STARTUP_TIMEOUT = 60.0      # sanitizer builds start slowly; exceeding it is a failure
 SHUTDOWN_TIMEOUT = 30.0     # the servers' --drain-timeout
@@ -99,6 +105,10 @@ class Server:
     def start(self, timeout=STARTUP_TIMEOUT):
         """Starts the server and waits for its start-up line. On StartupError the process is
         left as it is (it may still be running): the caller kills it, or waits for its exit."""
+        try:
+            (self.db_path, self.args) = pg.resolve(self.db_path, self.args)
+        except pg.PgError as e:
+            raise StartupError(str(e))
         cmd = self.command()
         if self.log_path:
             self._log = open(self.log_path, "a", buffering=1)

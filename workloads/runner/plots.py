@@ -20,11 +20,21 @@ def _series_key(p):
 _COLORS = {}
 
 
+_PALETTE = [matplotlib.colormaps["tab20"](i) for i in (0, 2, 4, 6, 8, 10, 12, 14, 16, 18,
+                                                       1, 3, 5, 7, 9, 11, 13, 15, 17, 19)]
+_PEERS = set()
+
+
 def color(name):
-    """The same colour for a model/mode in every subplot."""
+    """The same colour for a model/mode in every subplot (20 before any repeats)."""
     if name not in _COLORS:
-        _COLORS[name] = "C%d" % (len(_COLORS) % 10)
+        _COLORS[name] = _PALETTE[len(_COLORS) % len(_PALETTE)]
     return _COLORS[name]
+
+
+def style(name):
+    """Peers (the real runtimes) dashed, beside their solid mirrors."""
+    return "--" if name.split("/")[0] in _PEERS else "-"
 
 
 def _x(p):
@@ -92,7 +102,7 @@ def plot_throughput(doc, path):
                 lo = [yy - t[1]["summary"]["min"].get("rps", yy) for yy, t in zip(y, xs)]
                 hi = [t[1]["summary"]["max"].get("rps", yy) - yy for yy, t in zip(y, xs)]
                 ax.errorbar(x, y, yerr=[lo, hi], marker="o", capsize=3, label=name,
-                            color=color(name))
+                            color=color(name), linestyle=style(name))
             little = sorted({(p["connections"], p["summary"]["median"].get("little_rps"))
                              for p in pts if p["summary"]["median"].get("little_rps")
                              and not p["variables"]})
@@ -112,7 +122,13 @@ def plot_throughput(doc, path):
     for ax in list(axes.flat)[len(steps):]:
         ax.axis("off")
     fig.suptitle("Throughput against load, per model/mode", fontsize=12)
-    fig.tight_layout()
+    if _PEERS & {p["model"] for p in doc["points"]}:
+        fig.text(0.5, 0.003, "dashed: the real runtimes (peers). Their /cpu requests carry "
+                 "their own calibrated iteration counts: compare shapes, not heights.",
+                 ha="center", fontsize=8, style="italic")
+        fig.tight_layout(rect=(0, 0.015, 1, 1))
+    else:
+        fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return True
@@ -178,9 +194,9 @@ def plot_memory(doc, path):
         ps.sort(key=lambda p: p["connections"])
         x = [p["connections"] for p in ps]
         a1.plot(x, [p["summary"]["median"]["kib_per_conn"] for p in ps], marker="o", label=name,
-                color=color(name))
+                color=color(name), linestyle=style(name))
         a2.plot(x, [p["summary"]["median"].get("threads_per_conn") or 0 for p in ps],
-                marker="o", label=name, color=color(name))
+                marker="o", label=name, color=color(name), linestyle=style(name))
     for ax, lab in ((a1, "server RSS per idle connection, KiB"),
                     (a2, "server threads per idle connection")):
         xs_all = sorted({p["connections"] for p in pts})
@@ -201,14 +217,61 @@ def plot_memory(doc, path):
     return True
 
 
+def plot_upstream(doc, path):
+    """upstream-bound: threads, descriptors and connections closed per request against
+    connections, per model/mode (a thread per waiting call shows as a diagonal)."""
+    pts = _ok([p for p in doc["points"] if p["scenario"] == "upstream-bound"
+               and p["step"] == "upstream-1x50ms"])
+    if not pts:
+        return False
+    panels = (("srv_threads_max", "server threads (peak)", True),
+              ("srv_fds_max", "server descriptors (peak)", True),
+              ("up_dials_kernel_per_req", "upstream dials per request (kernel: SYNs)", False))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    series = {}
+    for p in pts:
+        series.setdefault(_series_key(p), []).append(p)
+    xs_all = sorted({p["connections"] for p in pts})
+    for ax, (key, lab, log) in zip(axes, panels):
+        for name, ps in series.items():
+            ps = sorted((p for p in ps if p["summary"]["median"].get(key) is not None),
+                        key=lambda p: p["connections"])
+            if not ps:
+                continue
+            ax.plot([p["connections"] for p in ps],
+                    [max(p["summary"]["median"][key], 1e-3 if log else 0) for p in ps],
+                    marker="o", label=name, color=color(name), linestyle=style(name))
+        ax.set_xscale("log")
+        if log:
+            ax.set_yscale("log")
+        ax.set_xticks(xs_all)
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xlabel("connections")
+        ax.set_ylabel(lab)
+        ax.grid(True, alpha=0.3)
+    axes[0].plot(xs_all, xs_all, "k:", linewidth=1, label="one per connection")
+    axes[0].legend(fontsize=7)
+    fig.suptitle("upstream-bound, /upstream?calls=1&ms=50: threads, descriptors, dials",
+                 fontsize=12)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return True
+
+
 def write_plots(doc, out):
     _COLORS.clear()
+    _PEERS.clear()
+    _PEERS.update(m["name"] for m in doc.get("models", []) if m.get("kind") == "peer")
     for p in doc["points"]:
         color(_series_key(p))
     files = []
     for fn, name, title in ((plot_throughput, "throughput.png", "Throughput against connections"),
                             (plot_latency, "latency.png", "Latency percentiles per model"),
-                            (plot_memory, "memory.png", "Memory per connection")):
+                            (plot_memory, "memory.png", "Memory per connection"),
+                            (plot_upstream, "upstream.png",
+                             "Threads, descriptors and dials while waiting on an upstream")):
         if fn(doc, os.path.join(out, name)):
             files.append((name, title))
     return files

@@ -6,7 +6,8 @@ the benchmark runner, the claims table, the test suites and meson.
 
 prints the test runs, one a line, fields separated by tabs: the run's name, the model, the
 program (empty for a server meson builds: meson takes it from triad_servers; otherwise a path
-relative to the source root), then the server arguments. tests/meson.build reads this at
+relative to the source root), the suites that run it (comma-separated), then the server
+arguments. tests/meson.build reads this at
 configure time; meson reconfigures when models.toml or this file changes.
 
 Standard library only, and no imports from the rest of the repository: meson runs this file
@@ -23,7 +24,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 TOML = os.path.join(ROOT, "workloads", "models.toml")
 
 KINDS = ("mirror", "floor", "peer")
-MODEL_KEYS = {"kind", "bin", "script", "role", "modes", "tests", "sanitizer_args", "endpoints"}
+MODEL_KEYS = {"kind", "bin", "script", "role", "modes", "tests", "sanitizer_args", "endpoints",
+              "pairs", "jit", "suites"}
+SUITES = ("conformance", "hostile", "faults")     # the suites meson runs per test run
 
 
 class RegistryError(ValueError):
@@ -41,6 +44,9 @@ class Model:
     tests: list = field(default_factory=list)
     sanitizer_args: list = field(default_factory=list)
     endpoints: list = None
+    pairs: dict = None          # a peer's mode -> the mirror modes it stands beside
+    jit: bool = False           # a JIT runtime: primed before /cpu is measured (peers.prime)
+    suites: dict = field(default_factory=dict)  # test mode -> the suites that run it
     program: str = None         # the absolute path, once resolved (resolve())
 
     def resolve(self, build_dir, root=ROOT):
@@ -67,6 +73,16 @@ class Model:
             args += self.modes[part]
         return args
 
+    def paired_modes(self, mode):
+        """The mirror modes a peer's mode stands beside, in order of preference (a mode that is
+        not in `pairs` stands beside the mirror mode of the same name)."""
+        return list((self.pairs or {}).get(mode, [mode]))
+
+    def peer_modes_for(self, mirror_modes):
+        """A peer's modes to run where a scenario asks its mirrors for mirror_modes."""
+        return [m for m in self.modes
+                if any(mm in mirror_modes for mm in self.paired_modes(m))]
+
     def serves(self, path):
         if not self.endpoints:
             return True
@@ -81,6 +97,7 @@ class TestRun:
     model: Model
     mode: str
     args: list
+    suites: tuple = SUITES
 
 
 def _strings(value):
@@ -108,14 +125,36 @@ def _model(path, name, m):
                                 % (where, mode))
         if not _strings(args):
             raise RegistryError("%s mode %s: args must be a list of strings" % (where, mode))
+    pairs = m.get("pairs")
+    if pairs is not None:
+        if kind != "peer":
+            raise RegistryError("%s: pairs is for peers (kind = \"peer\")" % where)
+        if not isinstance(pairs, dict) or not all(_strings(v) and v for v in pairs.values()):
+            raise RegistryError("%s: pairs must map modes to non-empty lists of mirror modes"
+                                % where)
+        extra = sorted(set(pairs) - set(modes))
+        if extra:
+            raise RegistryError("%s: pairs names modes it does not have: %s"
+                                % (where, ", ".join(extra)))
     model = Model(name=name, role=m["role"], modes=modes, kind=kind, bin=m.get("bin"),
                   script=m.get("script"), tests=m.get("tests", []),
-                  sanitizer_args=m.get("sanitizer_args", []), endpoints=m.get("endpoints"))
+                  sanitizer_args=m.get("sanitizer_args", []), endpoints=m.get("endpoints"),
+                  pairs=pairs, jit=m.get("jit", False), suites=m.get("suites", {}))
+    if not isinstance(model.jit, bool):
+        raise RegistryError("%s: jit must be true or false" % where)
     if not _strings(model.tests) or not _strings(model.sanitizer_args):
         raise RegistryError("%s: tests and sanitizer_args must be lists of strings" % where)
     for mode in model.tests:
         if model.mode_args(mode) is None:
             raise RegistryError("%s: tests names mode %s, which it does not have" % (where, mode))
+    if not isinstance(model.suites, dict):
+        raise RegistryError("%s: suites must map test modes to lists of suites" % where)
+    for (mode, suites) in model.suites.items():
+        if mode not in model.tests:
+            raise RegistryError("%s: suites names %s, which is not in tests" % (where, mode))
+        if not _strings(suites) or not set(suites) <= set(SUITES):
+            raise RegistryError("%s: suites.%s must list some of %s"
+                                % (where, mode, ", ".join(SUITES)))
     return model
 
 
@@ -137,6 +176,16 @@ def find(models, name):
     return next((m for m in models if m.name == name), None)
 
 
+def mirror_of(models, peer):
+    """The mirror a peer stands beside: the model of its role that is not a peer."""
+    return next((m for m in models if m.kind == "mirror" and m.role == peer.role), None)
+
+
+def peer_of(models, mirror):
+    """The peer (real runtime) of a mirror's role, if the registry has one."""
+    return next((m for m in models if m.kind == "peer" and m.role == mirror.role), None)
+
+
 def role_names(models):
     """role -> the name of the model that stands for it in the claims (peers never do)."""
     out = {}
@@ -150,13 +199,15 @@ def run_name(model, mode):
     return model.name if mode == "default" else "%s-%s" % (model.name, mode.replace("+", "-"))
 
 
-def test_runs(models, sanitized=False):
-    """Every model's test modes, in registry order."""
+def test_runs(models, sanitized=False, suite=None):
+    """Every model's test modes, in registry order (only those `suite` runs, if given)."""
     runs = []
     for m in models:
         for mode in m.tests:
             args = m.mode_args(mode) + (m.sanitizer_args if sanitized else [])
-            runs.append(TestRun(run_name(m, mode), m, mode, args))
+            suites = tuple(m.suites.get(mode, SUITES))
+            if suite is None or suite in suites:
+                runs.append(TestRun(run_name(m, mode), m, mode, args, suites))
     names = [r.name for r in runs]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -177,7 +228,7 @@ def main(argv):
         print("registry: %s" % e, file=sys.stderr)
         return 1
     for r in runs:
-        fields = [r.name, r.model.name, r.model.script or ""] + r.args
+        fields = [r.name, r.model.name, r.model.script or "", ",".join(r.suites)] + r.args
         if any("\t" in f or "\n" in f for f in fields):
             print("registry: %s: a tab or newline in an argument" % r.name, file=sys.stderr)
             return 1

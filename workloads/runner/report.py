@@ -5,6 +5,7 @@ import json
 import os
 import sys
 
+from workloads.runner import compare, pgbench
 from workloads.runner.claims import num
 
 CSV_FIELDS = [
@@ -16,7 +17,10 @@ CSV_FIELDS = [
     "srv_rss_peak_mib", "srv_threads_max", "srv_procs", "little_rps", "little_frac",
     "late_frac", "bg_rps", "bg_p50_ms", "settle_s", "idle_target", "idle_ok", "idle_alive_open",
     "idle_alive_end", "rss_before_mib", "kib_per_conn", "threads_before", "threads_per_conn",
-    "error",
+    "pg_conns_max", "pg_active_max", "pg_active_mean", "db_cpu_s", "db_cpu_us_per_req",
+    "error", "srv_fds_max", "up_cpu_cores", "up_calls_per_req", "up_dials_per_req",
+    "up_reuses_per_req", "up_tcp_closed_per_req", "mid_upstream_connections_open",
+    "mid_goroutines", "up_dials_kernel_per_req",
 ]
 _CSV_MAP = {"p50_ms": "lat_p50_ms", "p90_ms": "lat_p90_ms", "p99_ms": "lat_p99_ms",
             "p999_ms": "lat_p999_ms", "max_ms": "lat_max_ms", "mean_ms": "lat_mean_ms"}
@@ -188,6 +192,7 @@ def summary_text(doc):
         parts += ["", "idle connections:", text_table(IDLE_HEAD, rows)]
     rows = [[c["claim"], c["verdict"]] for c in doc["claims"] if c["source"] == "article"]
     parts += ["", "claims:", text_table(["claim", "verdict"], rows)]
+    parts += compare.summary_lines(doc, text_table)
     if doc["anomalies"] or doc["failures"]:
         parts += ["", "anomalies: %d, failures: %d (all in report.md):" % (
             len(doc["anomalies"]), len(doc["failures"]))]
@@ -289,8 +294,15 @@ def write_report(doc, path, plot_files):
     rows = [[k, v[k] or "not found"] for k in ("gcc", "clang", "libmicrohttpd", "sqlite3",
                                                "jansson", "wrk", "h2load", "python",
                                                "matplotlib", "meson_buildtype")]
+    peers = doc.get("peers") or {}
     for name, ver in (m.get("servers") or {}).items():
+        if name in (peers.get("versions") or {}) or name in (peers.get("skipped") or {}):
+            continue    # a peer: its install's line below says more
         rows.append(["server %s" % name, ver or "not built"])
+    for name, ver in sorted((peers.get("versions") or {}).items()):
+        rows.append(["peer %s" % name, ver])
+    for name, why in sorted((peers.get("skipped") or {}).items()):
+        rows.append(["peer %s" % name, "skipped: %s" % why])
     L.append(md_table(["component", "version"], rows))
     L.append("")
     prof = doc["profile_settings"]
@@ -308,6 +320,17 @@ def write_report(doc, path, plot_files):
                                    num(cal["iterations_per_ms"]),
                                    cal["check_50ms_iterations"],
                                    cal["check_50ms_measured_ms"]))
+        pcal = (doc.get("peers") or {}).get("calibration") or {}
+        if pcal:
+            L.append("")
+            L.append("The peers (real runtimes) were calibrated each on its own, the same way, "
+                     "so that `${cpu_iterations:MS}` asks each runtime for the same milliseconds "
+                     "of work: %s." % "; ".join(
+                         "%s %s ns per iteration%s" % (
+                             n, num(c["ns_per_iteration"]),
+                             " (after %d priming calls for its JIT)" % c["primed_calls"]
+                             if c.get("primed_calls") else "")
+                         for n, c in sorted(pcal.items())))
     L.append("")
     L.append("## Claims")
     L.append("")
@@ -322,11 +345,12 @@ def write_report(doc, path, plot_files):
     L.append("### Model signatures")
     L.append("")
     L.append("What each model should show if it mirrors its runtime faithfully "
-             "(shared/reference/runtimes.md §6).")
+             "(the runtime source behind each is its `source` in results.json's claims).")
     L.append("")
     L.append(md_table(["signature", "scenario", "triad measured", "verdict"],
                       claim_rows(doc, False)))
     L.append("")
+    L += compare.markdown(doc, md_table)
     L.append("## Summary")
     L.append("")
     L.append("Medians over the repeated runs; req/s with its min-max spread. Latency in ms "
@@ -358,6 +382,8 @@ def write_report(doc, path, plot_files):
             L.append("Nothing ran for this scenario in this run.")
             continue
         L.append(md_table(*scenario_table(pts)))
+    L.append("")
+    L += pgbench.report_lines(doc, md_table, frps, fms)
     if plot_files:
         L.append("")
         L.append("## Plots")
@@ -381,7 +407,13 @@ def write_report(doc, path, plot_files):
         if key in seen:
             continue
         seen.add(key)
-        if s["reason"] == "not built":
+        if s["reason"].startswith("not installed"):
+            key = (s["model"], s["reason"])
+            if key in seen:
+                continue
+            seen.add(key)
+            L.append("- skipped: peer %s, %s" % (s["model"], s["reason"]))
+        elif s["reason"] == "not built":
             L.append("- skipped: model %s is not built (claims that need it read \"not tested "
                      "yet\")" % s["model"])
         else:
@@ -411,10 +443,10 @@ def write_report(doc, path, plot_files):
         "at about %sx." % (doc["pinning"]["server_cores"], doc["pinning"]["server_cores"]),
     ]
     if doc["profile"] == "quick":
-        L.append("- This is the quick profile: 1 s runs, 2 repeats, 0.5 s warm-ups, fewer "
-                 "levels, idle counts of at most 1,000, and no pipelined /plaintext, /queries or "
-                 "/updates. Use `workloads/bench --profile full` for TechEmpower-like levels, "
-                 "10 s runs, 3 repeats and 10,000 connections.")
+        L.append("- This is the quick profile: 1 s runs, 2 repeats (the peers: 1), 0.5 s "
+                 "warm-ups, fewer levels, idle counts of at most 1,000, and no pipelined "
+                 "/plaintext, /queries or /updates. Use `workloads/bench --profile full` for "
+                 "TechEmpower-like levels, 10 s runs, 3 repeats and 10,000 connections.")
     L.append("")
     with open(path, "w") as f:
         f.write("\n".join(L))
@@ -440,6 +472,9 @@ def scenario_table(pts):
             notes.append("target %g/s" % p["rate"])
             if m.get("late_frac"):
                 notes.append("late %.1f%%" % (100 * m["late_frac"]))
+        if m.get("pg_conns_max") is not None:
+            notes.append("pg sessions %d open, %.1f running" % (m["pg_conns_max"],
+                                                                m.get("pg_active_mean", 0)))
         if m.get("bg_rps") is not None:
             notes.append("bg /cpu %.1f/s p50 %s ms" % (m["bg_rps"], fms(m.get("bg_p50_ms"))))
         hi = p["summary"]["max"]
@@ -452,6 +487,7 @@ def scenario_table(pts):
                                                      "err_timeout", "err_status") if m.get(k)]
         if errs:
             notes.append("errors: " + ", ".join(errs))
+        notes += upstream_notes(m)
         rows.append([p["step"], p["model"] + "/" + p["mode"], load_label(p), frps(p),
                      fms(m.get("lat_p50_ms")), fms(m.get("lat_p90_ms")),
                      fms(m.get("lat_p99_ms")), fms(m.get("lat_p999_ms")),
@@ -474,3 +510,25 @@ def write_all(doc, out, plots=True):
         except ImportError as e:
             sys.stderr.write("warning: no plots (%s); install python3-matplotlib\n" % e)
     write_report(doc, os.path.join(out, "report.md"), plot_files)
+
+
+def upstream_notes(m):
+    """Notes of a point whose scenario has an upstream service (runner/upstream.py)."""
+    out = []
+    if m.get("up_cpu_cores") is None:
+        return out
+    out.append("%s descriptors" % _int(m.get("srv_fds_max")))
+    if m.get("up_dials_per_req") is not None:
+        out.append("pool: %.2f dials, %.2f reuses per request, %s open halfway" % (
+            m["up_dials_per_req"], m.get("up_reuses_per_req") or 0,
+            _int(m.get("mid_upstream_connections_open"))))
+    if m.get("mid_goroutines") is not None:
+        out.append("%d goroutines halfway" % m["mid_goroutines"])
+    if m.get("up_dials_kernel_per_req") is not None:
+        out.append("%.2f dials per request (kernel: SYNs to the upstream)"
+                   % m["up_dials_kernel_per_req"])
+    elif m.get("up_tcp_closed_per_req") is not None:
+        out.append("at least %.2f upstream connections closed per request (kernel)"
+                   % m["up_tcp_closed_per_req"])
+    out.append("upstream %.2f cores" % m["up_cpu_cores"])
+    return out

@@ -7,9 +7,10 @@ import time
 from workloads.runner import launch
 
 
-def snapshot(pid):
-    """Summed (cpu_seconds, rss_bytes, threads, processes) over pid and its descendants."""
-    cpu = rss = threads = procs = 0
+def snapshot(pid, fds=False):
+    """Summed (cpu_seconds, rss_bytes, threads, processes, descriptors) over pid and its
+    descendants (descriptors only with fds=True, else 0)."""
+    cpu = rss = threads = procs = nfds = 0
     for p in launch.process_tree(pid):
         r = launch.usage(p)
         if r is None:
@@ -18,14 +19,17 @@ def snapshot(pid):
         rss += r[1]
         threads += r[2]
         procs += 1
-    return cpu, rss, threads, procs
+        if fds:
+            nfds += launch.open_fds(p) or 0
+    return cpu, rss, threads, procs, nfds
 
 
 class Sampler:
     """Samples a server's process tree every `interval` seconds in a background thread.
 
     begin() opens a measurement window; end() closes it and returns the CPU seconds used in
-    the window (summed over the process tree), the peak summed RSS and the peak thread count.
+    the window (summed over the process tree), the peak summed RSS, the peak thread count and
+    the peak number of open descriptors.
     """
 
     def __init__(self, pid, interval=0.05):
@@ -40,7 +44,7 @@ class Sampler:
 
     def _run(self):
         while not self._stop.is_set():
-            snap = snapshot(self.pid)
+            snap = snapshot(self.pid, fds=True)
             with self._lock:
                 self.last = snap
                 if self._win is not None and snap[3] > 0:
@@ -48,17 +52,19 @@ class Sampler:
                     w["rss_peak"] = max(w["rss_peak"], snap[1])
                     w["threads_peak"] = max(w["threads_peak"], snap[2])
                     w["procs_peak"] = max(w["procs_peak"], snap[3])
+                    w["fds_peak"] = max(w["fds_peak"], snap[4])
                     w["samples"] += 1
             self._stop.wait(self.interval)
 
     def begin(self):
-        snap = snapshot(self.pid)
+        snap = snapshot(self.pid, fds=True)
         with self._lock:
             self._win = {"t0": time.monotonic(), "cpu0": snap[0], "rss_peak": snap[1],
-                         "threads_peak": snap[2], "procs_peak": snap[3], "samples": 1}
+                         "threads_peak": snap[2], "procs_peak": snap[3], "fds_peak": snap[4],
+                         "samples": 1}
 
     def end(self):
-        snap = snapshot(self.pid)
+        snap = snapshot(self.pid, fds=True)
         with self._lock:
             w, self._win = self._win, None
         if w is None:
@@ -71,6 +77,7 @@ class Sampler:
             "srv_rss_peak_mib": max(w["rss_peak"], snap[1]) / 1048576.0,
             "srv_threads_max": max(w["threads_peak"], snap[2]),
             "srv_procs": max(w["procs_peak"], snap[3]),
+            "srv_fds_max": max(w["fds_peak"], snap[4]),
         }
 
     def stop(self):

@@ -16,7 +16,7 @@ import textwrap
 import time
 import unittest
 
-from workloads.runner import launch, registry
+from workloads.runner import config, launch, peers, pg, registry
 
 GOOD = """
 [models.alpha]
@@ -100,6 +100,21 @@ class RegistryTest(unittest.TestCase):
         runs = registry.test_runs(models, sanitized=True)
         self.assertEqual(runs[1].args, ["--gil", "--stack-kib", "256"])
 
+    def test_suites_per_test_mode(self):
+        path = self.write('[models.a]\nbin = "a"\nrole = "go"\nmodes.default = []\n'
+                          'modes.pg = ["--db", "@pg"]\ntests = ["default", "pg"]\n'
+                          'suites.pg = ["conformance", "faults"]\n')
+        models = registry.load(path)
+        self.assertEqual([r.name for r in registry.test_runs(models)], ["a", "a-pg"])
+        self.assertEqual([r.name for r in registry.test_runs(models, suite="hostile")], ["a"])
+        self.assertEqual(registry.test_runs(models)[1].suites, ("conformance", "faults"))
+        for bad in ('suites.gil = ["faults"]\n', 'suites.pg = ["fuzz"]\n', 'suites = 1\n'):
+            with self.subTest(bad):
+                with self.assertRaises(registry.RegistryError):
+                    registry.load(self.write('[models.a]\nbin = "a"\nrole = "go"\n'
+                                             'modes.default = []\nmodes.pg = []\n'
+                                             'tests = ["pg"]\n' + bad))
+
     def test_role_names_skip_peers(self):
         models = registry.load(self.write(GOOD))
         self.assertEqual(registry.role_names(models), {"python": "alpha", "floor": "floor"})
@@ -118,6 +133,11 @@ class RegistryTest(unittest.TestCase):
             "test of a missing mode": '[models.x]\nbin = "x"\nrole = "go"\ntests = ["gil"]\n',
             "no models": '',
             "not TOML": '[models.x\n',
+            "pairs on a mirror": '[models.x]\nbin = "x"\nrole = "go"\npairs.default = ["a"]\n',
+            "pairs of a missing mode": '[models.x]\nkind = "peer"\nscript = "x"\nrole = "go"\n'
+                                       'pairs.gil = ["gil"]\n',
+            "pairs not lists": '[models.x]\nkind = "peer"\nscript = "x"\nrole = "go"\n'
+                               'pairs.default = "gil"\n',
         }
         for what, text in bad.items():
             with self.subTest(what):
@@ -133,13 +153,13 @@ class RegistryTest(unittest.TestCase):
             registry.test_runs(registry.load(path))
 
     def test_meson_lines(self):
-        """What tests/meson.build splits: name, model, script, then the arguments."""
+        """What tests/meson.build splits: name, model, script, suites, then the arguments."""
         path = self.write(GOOD)
         out = subprocess.run([sys.executable, registry.__file__, "test-runs", "--toml", path,
                               "--sanitized"], stdout=subprocess.PIPE, text=True, check=True)
         lines = [ln.split("\t") for ln in out.stdout.splitlines()]
-        self.assertEqual(lines[2], ["alpha-gil-workers2", "alpha", "", "--gil", "--workers", "2",
-                                    "--stack-kib", "256"])
+        self.assertEqual(lines[2], ["alpha-gil-workers2", "alpha", "", "conformance,hostile,faults",
+                                    "--gil", "--workers", "2", "--stack-kib", "256"])
         bad = self.write('[models.x]\nrole = "go"\n')
         r = subprocess.run([sys.executable, registry.__file__, "test-runs", "--toml", bad],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -151,6 +171,169 @@ class RegistryTest(unittest.TestCase):
         self.assertTrue(registry.test_runs(models))
         for m in models:
             self.assertEqual(m.mode_args("default"), m.modes["default"])
+
+
+PEERS = GOOD + """
+[models.py]
+kind = "peer"
+script = "workloads/peers/py/run"
+role = "python"
+modes.default = []
+modes.workers2 = ["--workers", "2"]
+modes.big = ["--threads", "1000"]
+pairs.default = ["gil", "default"]
+pairs.workers2 = ["gil+workers2"]
+pairs.big = ["perconn"]
+endpoints = ["/json", "/cpu", "/health"]
+"""
+
+
+class PeerPlanTest(unittest.TestCase):
+    """Peers in the plan: paired modes, steps they do not serve, skips with a reason, their own
+    /cpu calibration (config.build_plan), and the install script's lines (peers.install)."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="triad-peerplan-test-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        path = os.path.join(self.tmp, "models.toml")
+        with open(path, "w") as f:
+            f.write(PEERS)
+        self.models = registry.load(path, build_dir=self.tmp, root=self.tmp)
+        for m in self.models:       # every program "built"
+            m.program = sys.executable
+        self.profiles = {"quick": {"warmup": 0, "duration": 1, "repeats": 1}}
+
+    def scenario(self, text):
+        path = os.path.join(self.tmp, "sc.toml")
+        with open(path, "w") as f:
+            f.write(textwrap.dedent(text))
+        return config.load_scenario("sc", path)
+
+    def plan(self, sc, cpu=None, unavailable=None):
+        return config.build_plan([sc], self.models, "quick", self.profiles, 2, cpu, {}, None,
+                                 False, unavailable)
+
+    def test_pairs(self):
+        py = registry.find(self.models, "py")
+        self.assertEqual(py.paired_modes("default"), ["gil", "default"])
+        self.assertEqual(py.paired_modes("nosuch"), ["nosuch"])
+        self.assertEqual(py.peer_modes_for(["default", "gil", "gil+workers2"]),
+                         ["default", "workers2"])
+        self.assertEqual(py.peer_modes_for(["perconn"]), ["big"])
+        self.assertEqual(registry.mirror_of(self.models, py).name, "alpha")
+        self.assertEqual(registry.peer_of(self.models, registry.find(self.models, "alpha")).name,
+                         "peer")     # the first peer of the role
+
+    def test_peer_modes_steps_and_calibration(self):
+        sc = self.scenario("""
+            modes = ["default", "gil", "gil+workers2"]
+            [[step]]
+            name = "cpu"
+            path = "/cpu?iterations=${cpu_iterations:5}"
+            connections = 1
+            [[step]]
+            name = "db"
+            path = "/db"
+            connections = 1
+            """)
+        plan, skipped = self.plan(sc, {"*": 10000.0, "py": 100.0})
+        runs = {(r.model, r.mode): r for r in plan}
+        self.assertIn(("py", "default"), runs)
+        self.assertIn(("py", "workers2"), runs)
+        self.assertNotIn(("py", "gil"), runs)
+        self.assertEqual([p.path for p in runs[("py", "default")].points], ["/cpu?iterations=500"])
+        self.assertEqual(runs[("alpha", "gil")].points[0].path, "/cpu?iterations=50000")
+        self.assertIn(("sc", "py", "default", "db", "does not serve /db"), skipped)
+        # peer_modes narrows the peer's modes; an uninstalled peer is skipped with the reason
+        sc.data["peer_modes"] = ["default"]
+        plan, _ = self.plan(sc, {"*": 10000.0, "py": 100.0})
+        self.assertEqual(sorted(r.mode for r in plan if r.model == "py"), ["default"])
+        plan, skipped = self.plan(sc, {"*": 10000.0}, {"py": "not installed: no npm"})
+        self.assertFalse([r for r in plan if r.model == "py"])
+        self.assertIn(("sc", "py", "default", "*", "not installed: no npm"), skipped)
+        # a peer whose calibration failed: its /cpu step is skipped, not run with C's count
+        plan, skipped = self.plan(sc, {"*": 10000.0, "py": None})
+        self.assertTrue(any(s[1] == "py" and s[3] == "cpu" for s in skipped))
+
+    def test_upstream_key(self):
+        sc = self.scenario("""
+            upstream = { model = "alpha", args = ["--x"] }
+            [[step]]
+            path = "/json"
+            """)
+        plan, _ = self.plan(sc)
+        self.assertEqual(plan[0].upstream, {"model": "alpha", "args": ["--x"]})
+        with self.assertRaises(config.ConfigError):
+            self.scenario("""
+                upstream = { mode = "default" }
+                [[step]]
+                path = "/json"
+                """)
+
+    def test_install_lines(self):
+        os.makedirs(os.path.join(self.tmp, "workloads", "peers"))
+        script = os.path.join(self.tmp, "workloads", "peers", "install")
+        with open(script, "w") as f:
+            f.write("#!/bin/sh\necho 'progress' >&2\n"
+                    "echo 'node peer: Node.js v22.0.0, sqlite3 6.0.1'\n"
+                    "echo 'go peer: skipped: apt-get install golang-go failed'\nexit 1\n")
+        os.chmod(script, 0o755)
+        log = os.path.join(self.tmp, "install.log")
+        versions, skipped, _ = peers.install(self.tmp, ["node", "go", "python"], log)
+        self.assertEqual(versions, {"node": "Node.js v22.0.0, sqlite3 6.0.1"})
+        self.assertEqual(skipped["go"], "apt-get install golang-go failed")
+        self.assertIn("no versions line", skipped["python"])
+        with open(log) as f:
+            self.assertIn("progress", f.read())
+
+
+class PgPlaceholderTest(unittest.TestCase):
+    """--db @pg (runner/pg.py): what the launcher does with it, without a cluster."""
+
+    def setUp(self):
+        saved = dict(pg._server)
+        self.addCleanup(pg._server.update, saved)
+
+    def test_conninfo_helpers(self):
+        self.assertTrue(pg.is_pg("host=/tmp/s dbname=x"))
+        self.assertTrue(pg.is_pg("postgresql://u@h/db"))
+        self.assertFalse(pg.is_pg("/tmp/triad.db"))
+        self.assertEqual(pg.with_dbname("host=/s port=5432 dbname=postgres", "t1"),
+                         "host=/s port=5432 dbname=t1")
+        self.assertEqual(pg.with_dbname("postgresql://u:p@h:5/postgres?x=1", "t1"),
+                         "postgresql://u:p@h:5/t1?x=1")
+        self.assertEqual(pg.dbname_of("host='/a b' dbname='it''s'".replace("''", "\\'")),
+                         "it's")
+        self.assertEqual(pg.literal("it's"), "'it''s'")
+        self.assertEqual(pg.literal(7), "7")
+
+    def test_resolve(self):
+        args = ["--procs", "2", "--db", "@pg"]
+        self.assertTrue(pg.uses_placeholder(args))
+        self.assertEqual(pg.resolve("/tmp/x.db", ["--procs", "2"]), ("/tmp/x.db", ["--procs", "2"]))
+        # a restart on the same database keeps it
+        self.assertEqual(pg.resolve("host=/s dbname=t", args), ("host=/s dbname=t",
+                                                                 ["--procs", "2"]))
+        # an existing database shared by every server (the benchmark's --db postgresql://...)
+        pg.use_server("host=/s dbname=hello_world", fresh=False)
+        self.assertEqual(pg.resolve("/tmp/x.db", args), ("host=/s dbname=hello_world",
+                                                         ["--procs", "2"]))
+
+    def test_no_cluster(self):
+        pg._server.update(info=None, fresh=True, from_env=False)
+        env = dict(os.environ)
+        self.addCleanup(os.environ.update, env)
+        os.environ.pop(pg.ENV, None)
+        with self.assertRaises(pg.PgError):
+            pg.resolve("/tmp/x.db", ["--db", "@pg"])
+        os.environ.pop("CI", None)
+        self.assertEqual(pg.availability(["--db", "@pg"])[0], 77)
+        os.environ["CI"] = "true"
+        self.assertEqual(pg.availability(["--db", "@pg"])[0], 1)
+        self.assertIsNone(pg.availability(["--gil"]))
+        srv = launch.Server("/bin/true", "/tmp/x.db", ["--db", "@pg"])
+        with self.assertRaises(launch.StartupError):
+            srv.start()
 
 
 class LaunchTest(unittest.TestCase):

@@ -1,0 +1,1 @@
+"""The workshop: exercises for the three models, each with a check (workloads/workshop/README.md)."""
