@@ -3,6 +3,7 @@
 each server with --trace on, and a timeline picture of each trace.
 
     workloads/trace [--build-dir DIR] [--out DIR] [--model NAME[,NAME]] [--no-build]
+    workloads/trace --tour ...      the reading tour's pictures instead: see tour.py
 
 The scenario (the head-of-line scenario, in miniature): /json requests every 2 ms from a
 client, and one or two /cpu requests of about 50 ms in the middle. Each server runs with
@@ -380,6 +381,9 @@ def run_model(name, binary, args, cpus, out):
 
 
 def main(argv):
+    if "--tour" in argv:
+        import tour  # the reading tour's pictures: its own options (runner/tour.py)
+        return tour.main(argv)
     ap = argparse.ArgumentParser(prog="workloads/trace", description=__doc__.split("\n\n")[0])
     ap.add_argument("--build-dir", default=os.path.join(ROOT, "build"))
     ap.add_argument("--out", help="default: results/<timestamp>-trace")
