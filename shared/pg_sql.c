@@ -54,8 +54,11 @@ void pg_conn_params(const char *conninfo, const char **keys, const char **values
                                     "options",
                                     NULL};
     static const char *const v[] = {
-        NULL, "triad", "UTF8", "5", "5000", "1", "5", "2", "2",
-        ("-c synchronous_commit=on -c lock_timeout=" PG_STR(DB_BUSY_TIMEOUT_MS))};
+        NULL,   "triad",
+        "UTF8", "5",
+        "5000", "1",
+        "5",    "2",
+        "2",    ("-c synchronous_commit=on -c lock_timeout=" PG_STR(DB_BUSY_TIMEOUT_MS))};
     for (int i = 0; k[i] != NULL; i++) {
         keys[i] = k[i];
         values[i] = i == 0 ? conninfo : v[i];
@@ -98,8 +101,8 @@ int pg_result_errno(const PGresult *res)
         break;
     }
     const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    if (state != NULL && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
-                          strcmp(state, "55P03") == 0))
+    if (state != NULL &&
+        (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 || strcmp(state, "55P03") == 0))
         return -EBUSY; /* serialization failure, deadlock, lock_timeout: the request may retry */
     return -EIO;
 }

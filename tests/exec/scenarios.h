@@ -34,8 +34,8 @@ void scn_call(void **state);
 void scn_join_mixed(void **state);
 
 #define SCN_TESTS                                                                                  \
-    cmocka_unit_test(scn_fd_readable), cmocka_unit_test(scn_fd_deadline),                         \
-        cmocka_unit_test(scn_fd_peer_closes), cmocka_unit_test(scn_fd_writable),                  \
+    cmocka_unit_test(scn_fd_readable), cmocka_unit_test(scn_fd_deadline),                          \
+        cmocka_unit_test(scn_fd_peer_closes), cmocka_unit_test(scn_fd_writable),                   \
         cmocka_unit_test(scn_call), cmocka_unit_test(scn_join_mixed)
 
 #endif
