@@ -62,6 +62,14 @@ def _waits(d, model, mode="default"):
     fast = d.top(SC, ONE, model, mode)
     return (slow or fast), (fast if slow else None)
 
+def _context(p, other):
+    """What follows a signature's main point: the other step at its level with its CPU note, or
+    the main point's own CPU note when there is no other step."""
+    if other is None:
+        return cpu_note(p)
+    return " | %s at %d: %s%s" % (other.get("path", other["step"]), other["connections"],
+                                  describe(other), cpu_note(other))
+
 
 def sig_perconn(d):
     c = "Thread per connection: a thread per waiting upstream call"
@@ -99,11 +107,7 @@ def sig_evloop(d):
                                                  describe(p))
     if med(p, "up_cpu_cores") is not None:
         meas += "; the upstream used %.2f cores" % med(p, "up_cpu_cores")
-    if other is not None:
-        meas += " | %s at %d: %s%s" % (other.get("path", other["step"]), other["connections"],
-                                       describe(other), cpu_note(other))
-    else:
-        meas += cpu_note(p)
+    meas += _context(p, other)
     ok = frac >= 0.9 and thr <= 1
     v = "matches" if ok else "does not match"
     if not ok and thr <= 1:
@@ -130,11 +134,7 @@ def sig_coro(d, cores):
     frac, thr = med(p, "little_frac") or 0, med(p, "srv_threads_max") or 0
     gor = med(p, "mid_goroutines")
     meas = "coro, %s at %d connections: %s" % (p.get("path", p["step"]), n, describe(p))
-    if other is not None:
-        meas += " | %s at %d: %s%s" % (other.get("path", other["step"]), other["connections"],
-                                       describe(other), cpu_note(other))
-    else:
-        meas += cpu_note(p)
+    meas += _context(p, other)
     # GOMAXPROCS Ms, sysmon, the netpoller's and a spare or two: "a few", never one per call
     few = thr <= 2 * cores + 4
     parked = gor is None or gor >= 0.5 * n
